@@ -1,0 +1,225 @@
+#!/usr/bin/env node
+// Reference implementation of conformance/SERVER.md on the official packages.
+//
+//   node reference-server.js [--port N] [--ping-interval MS] [--ping-timeout MS]
+//                            [--connect-timeout MS] [--max-payload BYTES]
+//
+// `/engine.io/` is a plain engine.io server that echoes every message;
+// `/socket.io/` is socket.io with the handlers listed in SERVER.md.
+"use strict";
+
+const http = require("node:http");
+const engine = require("engine.io");
+const { Server } = require("socket.io");
+
+function parseArgs(argv) {
+  const opts = {
+    port: 3000,
+    pingInterval: 300,
+    pingTimeout: 200,
+    connectTimeout: 1000,
+    maxPayload: 1e6,
+  };
+  const names = {
+    "--port": "port",
+    "--ping-interval": "pingInterval",
+    "--ping-timeout": "pingTimeout",
+    "--connect-timeout": "connectTimeout",
+    "--max-payload": "maxPayload",
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let value;
+    const eq = arg.indexOf("=");
+    if (eq !== -1) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    } else {
+      value = argv[++i];
+    }
+    const key = names[arg];
+    if (!key) {
+      console.error(`unknown option ${arg}`);
+      process.exit(2);
+    }
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) {
+      console.error(`bad value for ${arg}: ${value}`);
+      process.exit(2);
+    }
+    opts[key] = n;
+  }
+  return opts;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+const timings = {
+  pingInterval: opts.pingInterval,
+  pingTimeout: opts.pingTimeout,
+  maxHttpBufferSize: opts.maxPayload,
+  cors: { origin: "*" },
+  // two engine.io servers share one http server: neither may destroy the
+  // other's upgrade requests
+  destroyUpgrade: false,
+};
+
+const httpServer = http.createServer();
+
+// ---------------------------------------------------------------- /engine.io/
+const eio = new engine.Server({ ...timings });
+eio.attach(httpServer, { path: "/engine.io/", destroyUpgrade: false });
+eio.on("connection", (socket) => {
+  socket.on("message", (data) => {
+    socket.send(data);
+  });
+});
+
+// ---------------------------------------------------------------- /socket.io/
+const io = new Server(httpServer, {
+  ...timings,
+  path: "/socket.io/",
+  connectTimeout: opts.connectTimeout,
+  serveClient: false,
+});
+
+function byJson(a, b) {
+  const x = JSON.stringify(a);
+  const y = JSON.stringify(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+io.of("/").on("connection", (socket) => {
+  socket.emit("auth", socket.handshake.auth);
+
+  socket.on("message", (...args) => {
+    socket.emit("message-back", ...args);
+  });
+
+  socket.on("message-with-ack", (...args) => {
+    const ack = args.pop();
+    if (typeof ack === "function") ack(...args);
+  });
+
+  socket.on("join", (room, ack) => {
+    socket.join(room);
+    if (typeof ack === "function") ack();
+  });
+
+  socket.on("leave", (room, ack) => {
+    socket.leave(room);
+    if (typeof ack === "function") ack();
+  });
+
+  socket.on("rooms", (ack) => {
+    if (typeof ack === "function") ack([...socket.rooms].sort());
+  });
+
+  socket.on("broadcast", (...args) => {
+    socket.broadcast.emit("broadcast", ...args);
+  });
+
+  socket.on("emit-all", (...args) => {
+    io.emit("broadcast", ...args);
+  });
+
+  socket.on("to-room", (room, ...args) => {
+    io.to(room).emit("room-message", ...args);
+  });
+
+  socket.on("to-room-except", (room, except, ...args) => {
+    io.to(room).except(except).emit("room-message", ...args);
+  });
+
+  socket.on("socket-to-room", (room, ...args) => {
+    socket.to(room).emit("room-message", ...args);
+  });
+
+  socket.on("volatile", (...args) => {
+    socket.volatile.emit("volatile-back", ...args);
+  });
+
+  socket.on("fanout", (room, count) => {
+    for (let i = 0; i < count; i++) io.to(room).emit("fanout", i);
+  });
+
+  socket.on("server-disconnect", (close) => {
+    socket.disconnect(close === true);
+  });
+
+  socket.on("ask", (timeoutMs, ...rest) => {
+    const ack = rest.pop();
+    if (typeof ack !== "function") return;
+    socket.timeout(timeoutMs).emit("question", ...rest, (err, ...reply) => {
+      ack(err ? { error: err.message } : { reply });
+    });
+  });
+
+  socket.on("ask-all", (timeoutMs, ack) => {
+    if (typeof ack !== "function") return;
+    io.timeout(timeoutMs).emit("question-all", (err, replies) => {
+      ack({ error: err ? err.message : null, replies: [...replies].sort(byJson) });
+    });
+  });
+
+  socket.on("handshake", (ack) => {
+    if (typeof ack !== "function") return;
+    const h = socket.handshake;
+    ack({
+      auth: h.auth,
+      query: h.query,
+      headers: {
+        "user-agent": h.headers["user-agent"],
+        "x-custom": h.headers["x-custom"],
+      },
+      url: h.url,
+      secure: h.secure,
+      xdomain: h.xdomain,
+    });
+  });
+
+  let roomsAtDisconnecting = [];
+  socket.on("disconnecting", () => {
+    roomsAtDisconnecting = [...socket.rooms].filter((r) => r !== socket.id).sort();
+  });
+  socket.on("disconnect", (reason) => {
+    io.to("observers").emit("peer-disconnect", {
+      id: socket.id,
+      reason,
+      rooms: roomsAtDisconnecting,
+    });
+  });
+});
+
+io.of("/custom").on("connection", (socket) => {
+  socket.emit("auth", socket.handshake.auth);
+});
+
+const authNsp = io.of("/auth");
+authNsp.use((socket, next) => {
+  const auth = socket.handshake.auth;
+  if (auth && auth.token === "secret") return next();
+  const err = new Error("not authorized");
+  err.data = { reason: "bad token" };
+  next(err);
+});
+authNsp.on("connection", (socket) => {
+  socket.emit("auth", socket.handshake.auth);
+});
+
+io.of(/^\/dynamic-[a-z0-9]+$/).on("connection", (socket) => {
+  socket.emit("nsp", socket.nsp.name);
+});
+
+httpServer.listen(opts.port, "127.0.0.1", () => {
+  process.stdout.write(`listening on ${httpServer.address().port}\n`);
+});
+
+function shutdown() {
+  io.close();
+  eio.close();
+  httpServer.close();
+  setTimeout(() => process.exit(0), 200).unref();
+}
+process.on("SIGTERM", shutdown);
+process.on("SIGINT", shutdown);

@@ -1,0 +1,106 @@
+//! Server configuration, with the official server's defaults.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cors::Cors;
+use crate::session::Timings;
+
+/// A request refused by the [`Config::allow_request`] hook; the client gets `403` with code 4.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refusal {
+    /// The message of the JSON error body; `"Forbidden"` when `None`.
+    pub message: Option<String>,
+}
+
+/// Decides whether a handshake request may open a session (the official `allowRequest` option).
+pub type AllowRequest =
+    Arc<dyn Fn(&http::request::Parts, SocketAddr) -> Result<(), Refusal> + Send + Sync>;
+
+/// Engine.IO server settings. `Config::default()` matches the official server's defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = engineio::Config::default();
+/// config.ping_interval = Duration::from_millis(300);
+/// assert_eq!(config.max_http_buffer_size, 1_000_000);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The path the server answers on, with leading and trailing slash (default `/engine.io/`).
+    pub path: String,
+    /// Time between a pong and the next ping (default 25 s).
+    pub ping_interval: Duration,
+    /// Time a client has to answer a ping (default 20 s).
+    pub ping_timeout: Duration,
+    /// Time a started upgrade may take (default 10 s).
+    pub upgrade_timeout: Duration,
+    /// Largest POST body and WebSocket message a client may send, in bytes; advertised as
+    /// `maxPayload` (default 1,000,000).
+    pub max_http_buffer_size: usize,
+    /// Whether long-polling is allowed (default true).
+    pub allow_polling: bool,
+    /// Whether WebSocket is allowed (default true).
+    pub allow_websocket: bool,
+    /// Whether a polling session may upgrade to WebSocket (default true).
+    pub allow_upgrades: bool,
+    /// Cross-origin settings; `None` sends no CORS headers (the official default).
+    pub cors: Option<Cors>,
+    /// A hook deciding whether a handshake may go on.
+    pub allow_request: Option<AllowRequest>,
+    /// Bytes that may wait in one session's outgoing queue; past this the client is considered too
+    /// slow and its session is closed with `transport error` (default 16 MiB).
+    pub max_buffered_bytes: usize,
+    /// Sessions the server holds at once; further handshakes get `503` (default: no limit).
+    pub max_sessions: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: "/engine.io/".to_owned(),
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_http_buffer_size: 1_000_000,
+            allow_polling: true,
+            allow_websocket: true,
+            allow_upgrades: true,
+            cors: None,
+            allow_request: None,
+            max_buffered_bytes: 16 << 20,
+            max_sessions: usize::MAX,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("path", &self.path)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_http_buffer_size", &self.max_http_buffer_size)
+            .field("allow_polling", &self.allow_polling)
+            .field("allow_websocket", &self.allow_websocket)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("cors", &self.cors)
+            .field("allow_request", &self.allow_request.is_some())
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .field("max_sessions", &self.max_sessions)
+            .finish()
+    }
+}
+
+impl Config {
+    pub(crate) fn timings(&self) -> Timings {
+        Timings {
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            upgrade_timeout: self.upgrade_timeout,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! HTTP long-polling: a GET waits for data, a POST carries data.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::handler::Message;
+use crate::packet::{Frame, Packet};
+use crate::payload;
+use crate::server::{plain_response, Body};
+use crate::session::{CloseReason, Step, TransportKind};
+use crate::socket::{Core, Shared};
+
+/// Answers a poll (GET): at once when something is queued, else when something is.
+pub(crate) async fn get(shared: &Arc<Shared>) -> Response<Body> {
+    {
+        let mut core = shared.lock();
+        if core.poll_active {
+            drop(core);
+            tracing::warn!(sid = %shared.id, "overlapping poll from the client: closing the session");
+            shared.close(CloseReason::TransportError, false);
+            return plain_response(StatusCode::BAD_REQUEST, "");
+        }
+        if let Some(body) = ready_body(shared, &mut core) {
+            return body;
+        }
+        core.poll_active = true;
+    }
+    let mut guard = PollGuard {
+        shared,
+        armed: true,
+    };
+    loop {
+        let notified = shared.writer_wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut core = shared.lock();
+            if let Some(body) = ready_body(shared, &mut core) {
+                core.poll_active = false;
+                guard.armed = false;
+                return body;
+            }
+        }
+        notified.await;
+    }
+}
+
+/// What a poll can answer now, if anything. Called with the session locked.
+fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
+    if core.state.closed().is_some() {
+        if !core.close_packet_pending {
+            return Some(payload_response(Bytes::from_static(b"6")));
+        }
+        core.close_packet_pending = false;
+        let mut frames = Shared::take_queue(core);
+        frames.push(Frame::Text(Bytes::from_static(b"1")));
+        // Forgetting takes the server's table lock: never under the session lock, so defer it.
+        let shared = shared.clone();
+        tokio::spawn(async move { shared.forget() });
+        return Some(payload_response(payload::encode(&frames)));
+    }
+    if core.state.transport() == TransportKind::WebSocket {
+        // The session moved to WebSocket: end this stale poll without data.
+        return Some(payload_response(Bytes::from_static(b"6")));
+    }
+    if !core.queue.is_empty() {
+        let frames = Shared::take_queue(core);
+        return Some(payload_response(payload::encode(&frames)));
+    }
+    if core.state.is_probed() {
+        // A probe was answered on the new transport: let the client pause polling right away.
+        return Some(payload_response(Bytes::from_static(b"6")));
+    }
+    None
+}
+
+fn payload_response(body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    response
+}
+
+/// A poll whose client went away before it was answered closes the session, as the official server
+/// does ("poll connection closed prematurely").
+struct PollGuard<'a> {
+    shared: &'a Arc<Shared>,
+    armed: bool,
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.lock().poll_active = false;
+            self.shared.close(CloseReason::TransportError, false);
+        }
+    }
+}
+
+/// Takes a POST: decodes its payload and hands the messages to the application, in order.
+pub(crate) async fn post(
+    shared: &Arc<Shared>,
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Response<Body> {
+    {
+        let mut core = shared.lock();
+        if core.post_active {
+            drop(core);
+            tracing::warn!(sid = %shared.id, "overlapping POST from the client: closing the session");
+            shared.close(CloseReason::TransportError, false);
+            return plain_response(StatusCode::BAD_REQUEST, "");
+        }
+        core.post_active = true;
+    }
+    let result = read_post(shared, headers, body, limit).await;
+    shared.lock().post_active = false;
+    result
+}
+
+async fn read_post(
+    shared: &Arc<Shared>,
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Response<Body> {
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/octet-stream")
+    {
+        tracing::warn!(sid = %shared.id, "binary POST body is not Engine.IO v4: closing the session");
+        shared.close(CloseReason::TransportError, false);
+        return plain_response(StatusCode::BAD_REQUEST, "");
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return too_large(shared, limit);
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return too_large(shared, limit)
+        }
+        Err(err) => {
+            tracing::debug!(sid = %shared.id, %err, "POST body could not be read");
+            shared.close(CloseReason::TransportError, false);
+            return plain_response(StatusCode::BAD_REQUEST, "");
+        }
+    };
+    // The official server reads the body as UTF-8 with replacement characters; so do we.
+    let text = String::from_utf8_lossy(&bytes);
+    for record in payload::decode(&text) {
+        let packet = match record {
+            Ok(packet) => packet,
+            Err(err) => {
+                tracing::warn!(sid = %shared.id, %err, "undecodable polling payload: closing the session");
+                shared.close(CloseReason::ParseError, false);
+                break;
+            }
+        };
+        if !apply_packet(shared, packet) {
+            break;
+        }
+    }
+    let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html"),
+    );
+    response
+}
+
+fn too_large(shared: &Arc<Shared>, limit: usize) -> Response<Body> {
+    tracing::warn!(sid = %shared.id, limit, "POST body over maxHttpBufferSize: closing the session");
+    shared.close(CloseReason::TransportError, false);
+    plain_response(StatusCode::PAYLOAD_TOO_LARGE, "")
+}
+
+/// Runs one packet through the state machine and acts on the answer; false once the session closed.
+pub(crate) fn apply_packet(shared: &Arc<Shared>, packet: Packet) -> bool {
+    let step = shared.lock().state.on_packet(Instant::now(), packet);
+    match step {
+        Step::Deliver(Packet::Message(text)) => shared.deliver(Message::Text(text)),
+        Step::Deliver(Packet::Binary(data)) => shared.deliver(Message::Binary(data)),
+        Step::Close(reason) => {
+            shared.close(reason, false);
+            return false;
+        }
+        _ => {}
+    }
+    shared.lock().state.closed().is_none()
+}

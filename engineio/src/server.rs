@@ -1,0 +1,575 @@
+//! The Engine.IO server: request routing, the handshake, and the official error answers.
+//!
+//! ```text
+//! GET  ?EIO=4&transport=polling             handshake → 200 "0{sid,upgrades,pingInterval,pingTimeout,maxPayload}"
+//! GET  ?EIO=4&transport=polling&sid=S       poll      → 200 payload (waits until something is queued)
+//! POST ?EIO=4&transport=polling&sid=S       data      → 200 "ok"
+//! GET  ?EIO=4&transport=websocket (Upgrade)            → 101, open packet as the first text frame
+//! GET  ?EIO=4&transport=websocket&sid=S (Upgrade)      → 101, then 2probe/3probe/5 (see `session`)
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::Config;
+use crate::handler::Handler;
+use crate::packet::Frame;
+use crate::request::{query_param, RequestInfo};
+use crate::session::{CloseReason, SessionState, TransportKind};
+use crate::socket::{Shared, Socket};
+use crate::{polling, sid, websocket};
+
+/// The body type of every response the server makes.
+pub type Body = Full<Bytes>;
+
+/// The error codes of the official server's JSON error answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 0: the `transport` parameter is missing, unknown or not allowed.
+    UnknownTransport,
+    /// 1: the `sid` names no live session.
+    UnknownSid,
+    /// 2: a handshake with another method than GET.
+    BadHandshakeMethod,
+    /// 3: the request does not fit the session (wrong transport, websocket without upgrade, …).
+    BadRequest,
+    /// 4: refused by the `allow_request` hook.
+    Forbidden,
+    /// 5: `EIO` is missing or not 4.
+    UnsupportedProtocolVersion,
+}
+
+impl ErrorCode {
+    /// The numeric code of the JSON body.
+    pub fn code(self) -> u8 {
+        match self {
+            ErrorCode::UnknownTransport => 0,
+            ErrorCode::UnknownSid => 1,
+            ErrorCode::BadHandshakeMethod => 2,
+            ErrorCode::BadRequest => 3,
+            ErrorCode::Forbidden => 4,
+            ErrorCode::UnsupportedProtocolVersion => 5,
+        }
+    }
+
+    /// The official message of the JSON body.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownTransport => "Transport unknown",
+            ErrorCode::UnknownSid => "Session ID unknown",
+            ErrorCode::BadHandshakeMethod => "Bad handshake method",
+            ErrorCode::BadRequest => "Bad request",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+}
+
+pub(crate) fn plain_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+/// The official JSON error answer (`{"code":N,"message":"…"}`); over a WebSocket upgrade request, a
+/// plain-text 400 like the official server writes before closing the socket.
+pub(crate) fn error_response(code: ErrorCode, upgrade: bool) -> Response<Body> {
+    error_with_message(code, code.message(), upgrade)
+}
+
+fn error_with_message(code: ErrorCode, message: &str, upgrade: bool) -> Response<Body> {
+    if upgrade {
+        let mut response = Response::new(Full::new(Bytes::copy_from_slice(message.as_bytes())));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        return response;
+    }
+    let body = serde_json::json!({ "code": code.code(), "message": message }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = if code == ErrorCode::Forbidden {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub(crate) struct ServerShared {
+    config: Config,
+    handler: Arc<dyn Handler>,
+    sessions: RwLock<HashMap<Arc<str>, Arc<Shared>>>,
+    shutting_down: AtomicBool,
+}
+
+impl ServerShared {
+    pub(crate) fn remove(&self, id: &str, which: &Arc<Shared>) {
+        let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if sessions.get(id).is_some_and(|s| Arc::ptr_eq(s, which)) {
+            sessions.remove(id);
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Shared>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+}
+
+/// An Engine.IO server: give it requests, it runs the sessions.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use engineio::{Config, ConnectionHandler, EngineIo, Handler, Message, Socket, CloseReason};
+///
+/// struct Echo;
+/// struct Conn(Socket);
+/// impl Handler for Echo {
+///     fn on_connection(&self, socket: Socket) -> Arc<dyn ConnectionHandler> { Arc::new(Conn(socket)) }
+/// }
+/// impl ConnectionHandler for Conn {
+///     fn on_message(&self, message: Message) { let _ = self.0.send(message); }
+///     fn on_close(&self, _: CloseReason) {}
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let engine = EngineIo::new(Config::default(), Echo);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// engine.serve(listener).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EngineIo {
+    shared: Arc<ServerShared>,
+}
+
+impl std::fmt::Debug for EngineIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineIo")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+struct Query {
+    eio: Option<String>,
+    transport: Option<String>,
+    sid: Option<String>,
+}
+
+impl EngineIo {
+    /// A server with this configuration, handing connections to `handler`.
+    pub fn new(config: Config, handler: impl Handler) -> Self {
+        Self::with_handler(config, Arc::new(handler))
+    }
+
+    /// Like [`new`](Self::new), with a shared handler.
+    pub fn with_handler(config: Config, handler: Arc<dyn Handler>) -> Self {
+        EngineIo {
+            shared: Arc::new(ServerShared {
+                config,
+                handler,
+                sessions: RwLock::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Whether a request path belongs to this server (it starts with the configured path).
+    pub fn handles_path(&self, path: &str) -> bool {
+        let base = self.shared.config.path.trim_end_matches('/');
+        path.strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.shared
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// The live session with this id.
+    pub fn socket(&self, sid: &str) -> Option<Socket> {
+        self.shared.get(sid).map(|shared| Socket { shared })
+    }
+
+    /// Closes every session (`server shutting down`) and refuses new handshakes from now on.
+    pub fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        let sessions: Vec<_> = self
+            .shared
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for session in sessions {
+            session.close(CloseReason::ServerShuttingDown, true);
+        }
+    }
+
+    /// Accepts connections on `listener` and serves this server on its path (404 elsewhere), until
+    /// the listener fails.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        serve_fn(listener, move |request, remote| {
+            let engine = self.clone();
+            async move {
+                if engine.handles_path(request.uri().path()) {
+                    engine.handle(request, remote).await
+                } else {
+                    plain_response(StatusCode::NOT_FOUND, "")
+                }
+            }
+        })
+        .await
+    }
+
+    /// Answers one HTTP request addressed to this server's path.
+    pub async fn handle(&self, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        let cors = self.shared.config.cors.as_ref();
+        if parts.method == Method::OPTIONS {
+            if let Some(cors) = cors {
+                let mut response = plain_response(StatusCode::NO_CONTENT, "");
+                cors.apply_preflight(&parts.headers, response.headers_mut());
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+                return response;
+            }
+        }
+        let mut response = self.route(parts.clone(), body, remote).await;
+        if let Some(cors) = cors {
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                cors.apply(&parts.headers, response.headers_mut());
+            }
+        }
+        response
+    }
+
+    async fn route(
+        &self,
+        parts: http::request::Parts,
+        body: Incoming,
+        remote: SocketAddr,
+    ) -> Response<Body> {
+        let query = Query {
+            eio: query_param(&parts.uri, "EIO"),
+            transport: query_param(&parts.uri, "transport"),
+            sid: query_param(&parts.uri, "sid"),
+        };
+        let upgrade = is_websocket_upgrade(&parts);
+        let config = &self.shared.config;
+        let transport = match query.transport.as_deref().and_then(TransportKind::parse) {
+            Some(TransportKind::Polling) if config.allow_polling => TransportKind::Polling,
+            Some(TransportKind::WebSocket) if config.allow_websocket => TransportKind::WebSocket,
+            _ => {
+                tracing::debug!(transport = ?query.transport, "refused: unknown transport");
+                return error_response(ErrorCode::UnknownTransport, upgrade);
+            }
+        };
+
+        if let Some(sid) = query.sid.as_deref() {
+            let Some(session) = self.shared.get(sid) else {
+                tracing::debug!(sid, "refused: unknown sid");
+                return error_response(ErrorCode::UnknownSid, upgrade);
+            };
+            let current = session.lock().state.transport();
+            if upgrade {
+                if transport != TransportKind::WebSocket {
+                    return error_response(ErrorCode::BadRequest, upgrade);
+                }
+                return self.upgrade_session(&parts, session);
+            }
+            if current != transport {
+                tracing::debug!(
+                    sid,
+                    "refused: request on a transport the session does not use"
+                );
+                return error_response(ErrorCode::BadRequest, upgrade);
+            }
+            return match parts.method {
+                Method::GET => polling::get(&session).await,
+                Method::POST => {
+                    polling::post(&session, &parts.headers, body, config.max_http_buffer_size).await
+                }
+                _ => plain_response(StatusCode::INTERNAL_SERVER_ERROR, ""),
+            };
+        }
+
+        if parts.method != Method::GET {
+            return error_response(ErrorCode::BadHandshakeMethod, upgrade);
+        }
+        if transport == TransportKind::WebSocket && !upgrade {
+            return error_response(ErrorCode::BadRequest, upgrade);
+        }
+        if let Some(allow) = &config.allow_request {
+            if let Err(refusal) = allow(&parts, remote) {
+                let message = refusal.message.as_deref().unwrap_or("Forbidden");
+                tracing::debug!(%remote, message, "handshake refused by allow_request");
+                return error_with_message(ErrorCode::Forbidden, message, upgrade);
+            }
+        }
+        if query.eio.as_deref() != Some("4") {
+            return error_response(ErrorCode::UnsupportedProtocolVersion, upgrade);
+        }
+        if self.shared.shutting_down.load(Ordering::Relaxed)
+            || self.session_count() >= config.max_sessions
+        {
+            tracing::warn!(
+                limit = config.max_sessions,
+                "handshake refused: too many sessions"
+            );
+            let mut response = plain_response(StatusCode::SERVICE_UNAVAILABLE, "");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+
+        let info = RequestInfo {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            remote_addr: remote,
+            time: SystemTime::now(),
+        };
+        match transport {
+            TransportKind::Polling => {
+                let (session, open) = self.open_session(info, TransportKind::Polling);
+                let mut response = Response::new(Full::new(open));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=UTF-8"),
+                );
+                self.announce(session);
+                response
+            }
+            TransportKind::WebSocket => {
+                let Some(response) = accept_response(&parts) else {
+                    return error_response(ErrorCode::BadRequest, true);
+                };
+                let (session, open) = self.open_session(info, TransportKind::WebSocket);
+                session.lock().queue.push_back(Frame::Text(open));
+                let engine = self.clone();
+                let parts_upgrade = upgrade_future(parts);
+                tokio::spawn(async move {
+                    match engine.finish_upgrade(parts_upgrade).await {
+                        Some(ws) => {
+                            engine.announce(session.clone());
+                            websocket::run_direct(session, ws).await;
+                        }
+                        None => {
+                            session.close(CloseReason::TransportError, false);
+                        }
+                    }
+                });
+                response
+            }
+        }
+    }
+
+    fn upgrade_session(
+        &self,
+        parts: &http::request::Parts,
+        session: Arc<Shared>,
+    ) -> Response<Body> {
+        let Some(response) = accept_response(parts) else {
+            return error_response(ErrorCode::BadRequest, true);
+        };
+        let engine = self.clone();
+        let pending = upgrade_future(parts.clone());
+        let allowed = self.shared.config.allow_upgrades;
+        tokio::spawn(async move {
+            let Some(mut ws) = engine.finish_upgrade(pending).await else {
+                return;
+            };
+            let started = allowed && session.lock().state.start_upgrade(Instant::now()).is_ok();
+            if !started {
+                tracing::debug!(sid = %session.id, "upgrade refused: already upgraded or upgrading");
+                let _ = futures_util::SinkExt::close(&mut ws).await;
+                return;
+            }
+            websocket::run_upgrade(session, ws).await;
+        });
+        response
+    }
+
+    async fn finish_upgrade(&self, pending: hyper::upgrade::OnUpgrade) -> Option<websocket::Ws> {
+        match pending.await {
+            Ok(upgraded) => Some(
+                WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(websocket::ws_config(
+                        self.shared.config.max_http_buffer_size,
+                    )),
+                )
+                .await,
+            ),
+            Err(err) => {
+                tracing::debug!(%err, "WebSocket upgrade failed");
+                None
+            }
+        }
+    }
+
+    /// Creates a session and its open packet.
+    fn open_session(&self, info: RequestInfo, transport: TransportKind) -> (Arc<Shared>, Bytes) {
+        let config = &self.shared.config;
+        let id: Arc<str> = sid::generate().into();
+        let upgrades: &[&str] = if transport == TransportKind::Polling
+            && config.allow_upgrades
+            && config.allow_websocket
+        {
+            &["websocket"]
+        } else {
+            &[]
+        };
+        let open = serde_json::json!({
+            "sid": &*id,
+            "upgrades": upgrades,
+            "pingInterval": config.ping_interval.as_millis() as u64,
+            "pingTimeout": config.ping_timeout.as_millis() as u64,
+            "maxPayload": config.max_http_buffer_size,
+        });
+        let open = Bytes::from(format!("0{open}"));
+        let state = SessionState::new(Instant::now(), transport, config.timings());
+        let shared = Arc::new(Shared::new(
+            id.clone(),
+            info,
+            state,
+            Arc::downgrade(&self.shared),
+            config.max_buffered_bytes,
+        ));
+        self.shared
+            .sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, shared.clone());
+        tokio::spawn(shared.clone().drive_heartbeat());
+        (shared, open)
+    }
+
+    /// Tells the application about a new session.
+    fn announce(&self, shared: Arc<Shared>) {
+        tracing::debug!(sid = %shared.id, remote = %shared.request.remote_addr, "session opened");
+        let handler = self.shared.handler.on_connection(Socket {
+            shared: shared.clone(),
+        });
+        let mut core = shared.lock();
+        if core.finished {
+            // Closed before the application heard of it: it still gets its close.
+            let reason = core.state.closed().unwrap_or(CloseReason::TransportClose);
+            drop(core);
+            handler.on_close(reason);
+        } else {
+            core.handler = Some(handler);
+        }
+    }
+}
+
+fn is_websocket_upgrade(parts: &http::request::Parts) -> bool {
+    parts.method == Method::GET
+        && parts
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The `101 Switching Protocols` answer, or `None` when the request is not a valid WebSocket handshake.
+fn accept_response(parts: &http::request::Parts) -> Option<Response<Body>> {
+    let key = parts.headers.get(header::SEC_WEBSOCKET_KEY)?;
+    if parts.headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
+        return None;
+    }
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).ok()?,
+    );
+    Some(response)
+}
+
+fn upgrade_future(parts: http::request::Parts) -> hyper::upgrade::OnUpgrade {
+    let mut request = Request::from_parts(parts, ());
+    hyper::upgrade::on(&mut request)
+}
+
+/// How long a client may take to send a request's headers (slow-header attacks).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1.1 (with upgrades) on `listener`, answering each request with `service`.
+///
+/// Used by [`EngineIo::serve`] and by servers that route other paths beside Engine.IO.
+pub async fn serve_fn<F, Fut>(listener: TcpListener, service: F) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: wait instead of spinning or giving up.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |request| {
+                let response = service(request, remote);
+                async move { Ok::<_, Infallible>(response.await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            if let Err(err) = connection.await {
+                tracing::trace!(%err, %remote, "HTTP connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,330 @@
+//! The handle of one Engine.IO connection, and the state its transports share.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::handler::{ConnectionHandler, Message};
+use crate::packet::Frame;
+use crate::request::RequestInfo;
+use crate::server::ServerShared;
+use crate::session::{CloseReason, SessionState, TimeoutAction, TransportKind};
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session is closed.
+    #[error("the session is closed")]
+    Closed,
+}
+
+/// How long a session closed by the server waits for the polling client's next request, which carries
+/// the close packet, before it is forgotten (the official server's `closeTimeout`).
+const CLOSE_PACKET_GRACE: Duration = Duration::from_secs(30);
+
+/// A handle to one Engine.IO session: cheap to clone, usable from any task.
+///
+/// ```no_run
+/// # fn demo(socket: engineio::Socket) {
+/// socket.send_text("hello").ok();
+/// socket.send_binary(vec![1u8, 2, 3].into()).ok();
+/// println!("{} over {:?} from {}", socket.id(), socket.transport(), socket.request().remote_addr);
+/// socket.close();
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Socket {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: Arc<str>,
+    pub(crate) request: RequestInfo,
+    pub(crate) core: Mutex<Core>,
+    /// Wakes whoever writes to the client (a pending poll or the WebSocket writer): frames were
+    /// queued, the session closed, or an upgrade went forward.
+    pub(crate) writer_wake: Notify,
+    /// Wakes the tasks that watch the session's state: it closed or an upgrade was abandoned.
+    pub(crate) state_wake: Notify,
+    pub(crate) server: Weak<ServerShared>,
+    max_buffered_bytes: usize,
+}
+
+pub(crate) struct Core {
+    pub(crate) state: SessionState,
+    pub(crate) queue: VecDeque<Frame>,
+    pub(crate) queued_bytes: usize,
+    pub(crate) handler: Option<Arc<dyn ConnectionHandler>>,
+    /// A GET is waiting for data.
+    pub(crate) poll_active: bool,
+    /// A POST is being read.
+    pub(crate) post_active: bool,
+    /// The polling client has yet to receive the close packet.
+    pub(crate) close_packet_pending: bool,
+    /// The close code the WebSocket writer sends, when not a plain close.
+    pub(crate) ws_close_code: Option<u16>,
+    /// The close path ran (the application was told, the transports woken).
+    pub(crate) finished: bool,
+}
+
+impl Socket {
+    /// The session id (`sid`).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The request that opened the session.
+    pub fn request(&self) -> &RequestInfo {
+        &self.shared.request
+    }
+
+    /// The transport the session lives on now.
+    pub fn transport(&self) -> TransportKind {
+        self.shared.lock().state.transport()
+    }
+
+    /// Whether the session is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().state.closed().is_some()
+    }
+
+    /// Whether a packet sent now would leave at once: a poll is waiting, or the WebSocket writer has
+    /// nothing queued. Volatile messages are dropped when this is false.
+    pub fn is_writable(&self) -> bool {
+        let core = self.shared.lock();
+        core.state.closed().is_none()
+            && core.queue.is_empty()
+            && (core.poll_active || core.state.transport() == TransportKind::WebSocket)
+    }
+
+    /// Bytes queued for the client and not yet handed to its transport.
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.lock().queued_bytes
+    }
+
+    /// Queues a message for the client.
+    pub fn send(&self, message: Message) -> Result<(), SendError> {
+        match message {
+            Message::Text(text) => self.send_text(&text),
+            Message::Binary(data) => self.send_binary(data),
+        }
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.send_frames([Frame::message(text)])
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&self, data: Bytes) -> Result<(), SendError> {
+        self.send_frames([Frame::Binary(data)])
+    }
+
+    /// Queues already-encoded frames, contiguously: no other sender's frame lands between them. A
+    /// frame shared by many sockets (a broadcast) is queued without a copy.
+    pub fn send_frames<I: IntoIterator<Item = Frame>>(&self, frames: I) -> Result<(), SendError> {
+        self.shared.enqueue(frames, false)
+    }
+
+    /// Closes the session after the frames already queued have been sent (`forced close`).
+    pub fn close(&self) {
+        self.shared.close(CloseReason::ForcedClose, true);
+    }
+
+    /// Closes the session with a given reason; queued frames are still sent.
+    pub fn close_with(&self, reason: CloseReason) {
+        self.shared.close(reason, true);
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(
+        id: Arc<str>,
+        request: RequestInfo,
+        state: SessionState,
+        server: Weak<ServerShared>,
+        max_buffered_bytes: usize,
+    ) -> Self {
+        Shared {
+            id,
+            request,
+            core: Mutex::new(Core {
+                state,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                handler: None,
+                poll_active: false,
+                post_active: false,
+                close_packet_pending: false,
+                ws_close_code: None,
+                finished: false,
+            }),
+            writer_wake: Notify::new(),
+            state_wake: Notify::new(),
+            server,
+            max_buffered_bytes,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic in a handler must not take every later request of this session down with it.
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues frames; `force` skips the byte limit (heartbeats are never held back by data).
+    pub(crate) fn enqueue<I: IntoIterator<Item = Frame>>(
+        self: &Arc<Self>,
+        frames: I,
+        force: bool,
+    ) -> Result<(), SendError> {
+        let mut core = self.lock();
+        if core.state.closed().is_some() {
+            return Err(SendError::Closed);
+        }
+        let was_empty = core.queue.is_empty();
+        let before = core.queue.len();
+        let mut added = 0;
+        for frame in frames {
+            added += frame.len();
+            core.queue.push_back(frame);
+        }
+        core.queued_bytes += added;
+        if !force && core.queued_bytes > self.max_buffered_bytes {
+            let queued = core.queued_bytes;
+            core.queue.truncate(before);
+            core.queued_bytes -= added;
+            drop(core);
+            tracing::warn!(sid = %self.id, queued, limit = self.max_buffered_bytes,
+                "client does not read fast enough: outgoing buffer full, closing the session");
+            self.close(CloseReason::TransportError, false);
+            return Err(SendError::Closed);
+        }
+        drop(core);
+        if was_empty {
+            self.writer_wake.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Takes every queued frame (the writer's batch).
+    pub(crate) fn take_queue(core: &mut Core) -> Vec<Frame> {
+        core.queued_bytes = 0;
+        core.queue.drain(..).collect()
+    }
+
+    /// Closes the session once: tells the application, wakes the transports, forgets the session.
+    /// With `flush`, frames already queued still leave (a server-side close); without, they are dropped.
+    pub(crate) fn close(self: &Arc<Self>, reason: CloseReason, flush: bool) {
+        let (handler, forget_now, reason) = {
+            let mut core = self.lock();
+            // The state machine may have recorded the reason already (a ping timeout, a close packet);
+            // `finished` tells whether this path ran.
+            if core.finished {
+                return;
+            }
+            core.finished = true;
+            let reason = core.state.close(reason);
+            if !flush {
+                core.queue.clear();
+                core.queued_bytes = 0;
+            }
+            let polling = core.state.transport() == TransportKind::Polling;
+            // A client that closed needs no close packet (a waiting poll gets a noop); any other
+            // close is announced to a polling client with `1`.
+            core.close_packet_pending = polling && reason != CloseReason::TransportClose;
+            // A polling client learns of a server-side close from its next poll: keep the session
+            // reachable until then (bounded by CLOSE_PACKET_GRACE).
+            let forget_now = !(polling && flush && !core.poll_active);
+            (core.handler.take(), forget_now, reason)
+        };
+        tracing::debug!(sid = %self.id, %reason, "session closed");
+        self.writer_wake.notify_waiters();
+        self.state_wake.notify_waiters();
+        if forget_now {
+            self.forget();
+        }
+        if let Some(handler) = handler {
+            handler.on_close(reason);
+        }
+    }
+
+    /// Removes the session from the server's table.
+    pub(crate) fn forget(self: &Arc<Self>) {
+        if let Some(server) = self.server.upgrade() {
+            server.remove(&self.id, self);
+        }
+    }
+
+    /// Hands a decoded message to the application.
+    pub(crate) fn deliver(&self, message: Message) {
+        let handler = self.lock().handler.clone();
+        if let Some(handler) = handler {
+            handler.on_message(message);
+        }
+    }
+
+    /// The heartbeat task of a session: sends pings and closes the session when a pong is late.
+    pub(crate) async fn drive_heartbeat(self: Arc<Self>) {
+        loop {
+            let notified = self.state_wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (deadline, closed) = {
+                let core = self.lock();
+                (core.state.poll_timeout(), core.state.closed().is_some())
+            };
+            if closed {
+                break;
+            }
+            match deadline {
+                Some(deadline) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline.into()) => self.on_deadline(),
+                        _ = &mut notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+        // A server-side close on polling waits for the client's next poll to carry the close packet.
+        if self.lock().close_packet_pending {
+            tokio::time::sleep(CLOSE_PACKET_GRACE).await;
+            self.forget();
+        }
+    }
+
+    fn on_deadline(self: &Arc<Self>) {
+        let now = Instant::now();
+        loop {
+            let action = self.lock().state.handle_timeout(now);
+            match action {
+                None => break,
+                Some(TimeoutAction::SendPing) => {
+                    let _ = self.enqueue([Frame::Text(Bytes::from_static(b"2"))], true);
+                }
+                Some(TimeoutAction::Close(reason)) => {
+                    self.close(reason, false);
+                    break;
+                }
+                Some(TimeoutAction::AbortUpgrade) => {
+                    tracing::debug!(sid = %self.id, "upgrade timed out");
+                    self.state_wake.notify_waiters();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The sessions server (work in progress).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Socket.IO v5 server (work in progress).
