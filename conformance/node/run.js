@@ -150,6 +150,7 @@ async function main() {
       row.cells[kind] = res;
       if (opts.verbose) {
         console.log(`${res.ok ? "pass" : "FAIL"} ${kind} ${test.name} (${res.ms} ms)`);
+        for (const n of res.notes) console.log(`  | ${n}`);
       }
     }
   }

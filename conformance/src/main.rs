@@ -1,11 +1,14 @@
 //! `conformance-server`: the server the official protocol test-suites and the differential suite drive.
-//! Its contract is `conformance/SERVER.md`.
+//! Its contract is `conformance/SERVER.md`; `conformance/node/reference-server.js` implements the same
+//! contract on the official Node packages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use engineio::{CloseReason, Config, ConnectionHandler, Cors, EngineIo, Handler, Message, Socket};
+use engineio::{CloseReason, ConnectionHandler, Cors, EngineIo, Handler, Message};
+use serde_json::{json, Value};
+use socketio::{ConnectError, Data, DisconnectReason, Socket, SocketIo};
 
 /// Command line of the conformance server.
 #[derive(Debug, Parser)]
@@ -31,11 +34,12 @@ struct Args {
     max_payload: usize,
 }
 
+/// `/engine.io/`: every message goes back as it came.
 struct Echo;
-struct EchoConnection(Socket);
+struct EchoConnection(engineio::Socket);
 
 impl Handler for Echo {
-    fn on_connection(&self, socket: Socket) -> Arc<dyn ConnectionHandler> {
+    fn on_connection(&self, socket: engineio::Socket) -> Arc<dyn ConnectionHandler> {
         Arc::new(EchoConnection(socket))
     }
 }
@@ -47,14 +51,243 @@ impl ConnectionHandler for EchoConnection {
     fn on_close(&self, _reason: CloseReason) {}
 }
 
-fn engine_config(args: &Args, path: &str) -> Config {
-    let mut config = Config::default();
+fn engine_config(args: &Args, path: &str) -> engineio::Config {
+    let mut config = engineio::Config::default();
     config.path = path.to_owned();
     config.ping_interval = Duration::from_millis(args.ping_interval);
     config.ping_timeout = Duration::from_millis(args.ping_timeout);
     config.max_http_buffer_size = args.max_payload;
     config.cors = Some(Cors::default());
     config
+}
+
+/// Splits the first argument off event data.
+fn split_first(data: &Data) -> (Value, Data) {
+    let first = data.args().first().cloned().unwrap_or(Value::Null);
+    let rest = Data::new(
+        data.args().iter().skip(1).cloned().collect(),
+        data.attachments().to_vec(),
+    );
+    (first, rest)
+}
+
+fn room_name(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The rooms a socket was in when it started disconnecting, without its own id room.
+#[derive(Clone)]
+struct RoomsAtDisconnect(Vec<String>);
+
+fn main_namespace(io: &SocketIo) {
+    let server = io.clone();
+    io.of("/").on_connection(move |socket: Socket| {
+        let io = server.clone();
+        async move {
+            socket
+                .emit("auth", &(socket.handshake().auth.clone(),))
+                .ok();
+            register_main_handlers(&io, &socket);
+        }
+    });
+}
+
+fn register_main_handlers(io: &SocketIo, socket: &Socket) {
+    socket.on("message", |socket, data, _| async move {
+        socket.emit_data("message-back", data).ok();
+    });
+    socket.on("message-with-ack", |_, data, ack| async move {
+        if let Some(ack) = ack {
+            ack.send_data(data).ok();
+        }
+    });
+    socket.on("join", |socket, data, ack| async move {
+        socket.join(room_name(&split_first(&data).0));
+        if let Some(ack) = ack {
+            ack.send(&()).ok();
+        }
+    });
+    socket.on("leave", |socket, data, ack| async move {
+        socket.leave(&room_name(&split_first(&data).0));
+        if let Some(ack) = ack {
+            ack.send(&()).ok();
+        }
+    });
+    socket.on("rooms", |socket, _, ack| async move {
+        let mut rooms = socket.rooms();
+        rooms.sort();
+        if let Some(ack) = ack {
+            ack.send(&(rooms,)).ok();
+        }
+    });
+    socket.on("broadcast", |socket, data, _| async move {
+        socket.broadcast().emit_data("broadcast", data);
+    });
+    let io_all = io.clone();
+    socket.on("emit-all", move |_, data, _| {
+        let io = io_all.clone();
+        async move { io.of("/").to_all().emit_data("broadcast", data) }
+    });
+    let io_room = io.clone();
+    socket.on("to-room", move |_, data, _| {
+        let io = io_room.clone();
+        async move {
+            let (room, rest) = split_first(&data);
+            io.to(room_name(&room)).emit_data("room-message", rest);
+        }
+    });
+    let io_except = io.clone();
+    socket.on("to-room-except", move |_, data, _| {
+        let io = io_except.clone();
+        async move {
+            let (room, rest) = split_first(&data);
+            let (except, rest) = split_first(&rest);
+            io.to(room_name(&room))
+                .except(room_name(&except))
+                .emit_data("room-message", rest);
+        }
+    });
+    socket.on("socket-to-room", |socket, data, _| async move {
+        let (room, rest) = split_first(&data);
+        socket.to(room_name(&room)).emit_data("room-message", rest);
+    });
+    socket.on("volatile", |socket, data, _| async move {
+        socket.volatile().emit_data("volatile-back", data);
+    });
+    let io_fanout = io.clone();
+    socket.on("fanout", move |_, data, _| {
+        let io = io_fanout.clone();
+        async move {
+            let (room, rest) = split_first(&data);
+            let count = rest.args().first().and_then(Value::as_u64).unwrap_or(0);
+            let target = io.to(room_name(&room));
+            for i in 0..count {
+                target.emit("fanout", &(i,)).ok();
+            }
+        }
+    });
+    socket.on("server-disconnect", |socket, data, _| async move {
+        if data.args().first() == Some(&Value::Bool(true)) {
+            socket.disconnect_connection();
+        } else {
+            socket.disconnect();
+        }
+    });
+    socket.on("ask", |socket, data, ack| async move {
+        let (timeout, rest) = split_first(&data);
+        let timeout = Duration::from_millis(timeout.as_u64().unwrap_or(1000));
+        let answer = match socket.emit_with_ack_data("question", rest, timeout).await {
+            Ok(reply) => Data::new(
+                vec![json!({ "reply": reply.args() })],
+                reply.attachments().to_vec(),
+            ),
+            Err(err) => Data::new(vec![json!({ "error": err.to_string() })], vec![]),
+        };
+        if let Some(ack) = ack {
+            ack.send_data(answer).ok();
+        }
+    });
+    let io_ask = io.clone();
+    socket.on("ask-all", move |_, data, ack| {
+        let io = io_ask.clone();
+        async move {
+            let timeout =
+                Duration::from_millis(data.args().first().and_then(Value::as_u64).unwrap_or(1000));
+            let Ok(responses) = io.timeout(timeout).emit_with_ack("question-all", &()).await else {
+                return;
+            };
+            let mut replies: Vec<Value> = responses
+                .replies
+                .iter()
+                .map(|(_, d)| d.args().first().cloned().unwrap_or(Value::Null))
+                .collect();
+            replies.sort_by_key(|v| v.to_string());
+            let error = responses.timed_out().then_some("operation has timed out");
+            if let Some(ack) = ack {
+                ack.send(&(json!({ "error": error, "replies": replies }),))
+                    .ok();
+            }
+        }
+    });
+    socket.on("handshake", |socket, _, ack| async move {
+        let hs = socket.handshake();
+        let query: serde_json::Map<String, Value> = hs
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let info = json!({
+            "auth": hs.auth,
+            "query": query,
+            "headers": {
+                "user-agent": hs.header("user-agent"),
+                "x-custom": hs.header("x-custom"),
+            },
+            "url": hs.url,
+            "secure": hs.secure,
+            "xdomain": hs.xdomain,
+        });
+        if let Some(ack) = ack {
+            ack.send(&(info,)).ok();
+        }
+    });
+    socket.on_disconnecting(|socket, _| async move {
+        let own = socket.id().to_owned();
+        let mut rooms: Vec<String> = socket.rooms().into_iter().filter(|r| *r != own).collect();
+        rooms.sort();
+        socket.set_extension(RoomsAtDisconnect(rooms));
+    });
+    let io_gone = io.clone();
+    socket.on_disconnect(move |socket, reason: DisconnectReason| {
+        let io = io_gone.clone();
+        async move {
+            let rooms = socket
+                .extension::<RoomsAtDisconnect>()
+                .map(|r| r.0)
+                .unwrap_or_default();
+            io.to("observers")
+                .emit(
+                    "peer-disconnect",
+                    &(json!({ "id": socket.id(), "reason": reason.as_str(), "rooms": rooms }),),
+                )
+                .ok();
+        }
+    });
+}
+
+fn other_namespaces(io: &SocketIo) {
+    io.of("/custom").on_connection(|socket: Socket| async move {
+        socket
+            .emit("auth", &(socket.handshake().auth.clone(),))
+            .ok();
+    });
+    let auth = io.of("/auth");
+    auth.use_middleware(|socket: Socket| async move {
+        if socket.handshake().auth.get("token") == Some(&json!("secret")) {
+            Ok(())
+        } else {
+            Err(ConnectError::new("not authorized").with_data(json!({ "reason": "bad token" })))
+        }
+    });
+    auth.on_connection(|socket: Socket| async move {
+        socket
+            .emit("auth", &(socket.handshake().auth.clone(),))
+            .ok();
+    });
+    io.dynamic(|name| {
+        name.strip_prefix("/dynamic-").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+    })
+    .on_connection(|socket: Socket| async move {
+        socket.emit("nsp", socket.ns()).ok();
+    });
 }
 
 #[tokio::main]
@@ -68,14 +301,23 @@ async fn main() -> std::io::Result<()> {
         .init();
     let args = Args::parse();
     let engine = EngineIo::new(engine_config(&args, "/engine.io/"), Echo);
+    let mut config = socketio::Config::default();
+    config.engine = engine_config(&args, "/socket.io/");
+    config.connect_timeout = Duration::from_millis(args.connect_timeout);
+    let io = SocketIo::new(config);
+    main_namespace(&io);
+    other_namespaces(&io);
+
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on {}", listener.local_addr()?.port());
-    let _ = args.connect_timeout;
     engineio::serve_fn(listener, move |request, remote| {
         let engine = engine.clone();
+        let io = io.clone();
         async move {
             if engine.handles_path(request.uri().path()) {
                 engine.handle(request, remote).await
+            } else if io.handles_path(request.uri().path()) {
+                io.handle(request, remote).await
             } else {
                 let mut response = http::Response::new(engineio::Body::default());
                 *response.status_mut() = http::StatusCode::NOT_FOUND;

@@ -1,1 +1,49 @@
-//! Socket.IO v5 server (work in progress).
+//! A Socket.IO v5 server on top of the [`engineio`] crate.
+//!
+//! Namespaces, rooms, broadcasting, acknowledgements both ways, binary attachments anywhere in the
+//! arguments, connect middlewares, and an [`Adapter`] trait so that one server or a cluster serves the
+//! same API.
+//!
+//! # Example: a chat server
+//!
+//! ```no_run
+//! use socketio::{Config, SocketIo};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let io = SocketIo::new(Config::default());
+//!     io.of("/").on_connection(|socket| async move {
+//!         socket.join("lobby");
+//!         socket.on("chat", |socket, data, ack| async move {
+//!             let text: String = data.arg(0).unwrap_or_default();
+//!             socket.to("lobby").emit("chat", &(socket.id(), &text)).ok();
+//!             if let Some(ack) = ack {
+//!                 ack.send(&"ok").ok();
+//!             }
+//!         });
+//!         socket.on_disconnect(|socket, reason| async move {
+//!             println!("{} left: {reason}", socket.id());
+//!         });
+//!     });
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     io.serve(listener).await
+//! }
+//! ```
+
+pub mod adapter;
+mod client;
+mod data;
+mod handshake;
+mod namespace;
+mod operators;
+pub mod packet;
+mod server;
+mod socket;
+
+pub use adapter::{AckResponses, Adapter, BroadcastOptions, LocalAdapter, Room};
+pub use data::{Binary, Data};
+pub use handshake::Handshake;
+pub use namespace::{ConnectError, DynamicNamespace, Namespace, NamespaceInner};
+pub use operators::BroadcastOperator;
+pub use server::{Config, SocketIo};
+pub use socket::{AckError, AckSender, DisconnectReason, EmitError, Socket};

@@ -1,0 +1,318 @@
+//! Rooms and broadcasting, behind a trait so that a cluster of servers can serve one API.
+//!
+//! [`LocalAdapter`] keeps everything in this process. A cluster adapter (Redis, …) implements the same
+//! [`Adapter`] trait: the local part of each operation plus the messages to the other servers.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use engineio::Frame;
+
+use crate::data::Data;
+use crate::namespace::NamespaceInner;
+use crate::packet::Packet;
+use crate::socket::{DisconnectReason, Socket};
+
+/// A boxed future, as the adapter trait returns them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A room name. Every socket is in the room named by its own id.
+pub type Room = String;
+
+/// Which sockets an operation targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BroadcastOptions {
+    /// Only sockets in at least one of these rooms; every socket when empty.
+    pub rooms: Vec<Room>,
+    /// No socket in any of these rooms.
+    pub except: Vec<Room>,
+    /// Drop the packet for sockets that cannot take it now.
+    pub volatile: bool,
+    /// The compress flag (accepted for API compatibility; compression is off).
+    pub compress: bool,
+    /// This server only, not the whole cluster.
+    pub local: bool,
+}
+
+/// The replies to a broadcast with acknowledgement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AckResponses {
+    /// The sockets that answered, with their answer, in arrival order.
+    pub replies: Vec<(String, Data)>,
+    /// The sockets that did not answer in time.
+    pub missing: Vec<String>,
+}
+
+impl AckResponses {
+    /// Whether some socket did not answer in time.
+    pub fn timed_out(&self) -> bool {
+        !self.missing.is_empty()
+    }
+}
+
+/// What every server of a cluster must agree on: rooms, broadcasts and remote socket operations.
+pub trait Adapter: Send + Sync + 'static {
+    /// Adds a socket to rooms.
+    fn add_all(&self, sid: &str, rooms: &[Room]);
+    /// Removes a socket from a room.
+    fn del(&self, sid: &str, room: &str);
+    /// Removes a socket from every room.
+    fn del_all(&self, sid: &str);
+    /// The rooms a local socket is in.
+    fn socket_rooms(&self, sid: &str) -> Vec<Room>;
+    /// Sends an encoded packet to the targeted sockets.
+    fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions);
+    /// Sends a packet that asks for an acknowledgement and collects the answers until `timeout`.
+    fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'static, AckResponses>;
+    /// The targeted sockets.
+    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'static, Vec<Socket>>;
+    /// Makes the targeted sockets join rooms.
+    fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'static, ()>;
+    /// Makes the targeted sockets leave rooms.
+    fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'static, ()>;
+    /// Disconnects the targeted sockets (and their whole connection with `close`).
+    fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> BoxFuture<'static, ()>;
+    /// Sends an event to the other servers of the cluster (none for a single server).
+    fn server_side_emit(&self, event: String, data: Data) -> BoxFuture<'static, ()>;
+}
+
+/// The in-memory adapter: rooms in this process.
+pub struct LocalAdapter {
+    nsp: Weak<NamespaceInner>,
+    rooms: RwLock<Rooms>,
+}
+
+#[derive(Default)]
+struct Rooms {
+    members: HashMap<Room, HashSet<String>>,
+    of_socket: HashMap<String, HashSet<Room>>,
+}
+
+impl LocalAdapter {
+    pub(crate) fn new(nsp: Weak<NamespaceInner>) -> Self {
+        LocalAdapter {
+            nsp,
+            rooms: RwLock::new(Rooms::default()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rooms> {
+        self.rooms.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rooms> {
+        self.rooms.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The local sockets targeted by `opts`.
+    fn targets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
+        let Some(nsp) = self.nsp.upgrade() else {
+            return Vec::new();
+        };
+        let rooms = self.read();
+        let excluded: HashSet<&String> = opts
+            .except
+            .iter()
+            .filter_map(|room| rooms.members.get(room))
+            .flatten()
+            .collect();
+        let sockets = nsp.sockets.read().unwrap_or_else(|e| e.into_inner());
+        let pick = |sid: &String| {
+            if excluded.contains(sid) {
+                None
+            } else {
+                sockets.get(sid.as_str()).cloned()
+            }
+        };
+        if opts.rooms.is_empty() {
+            return sockets
+                .iter()
+                .filter(|(sid, _)| !excluded.contains(&sid.to_string()))
+                .map(|(_, s)| s.clone())
+                .collect();
+        }
+        let mut seen = HashSet::new();
+        opts.rooms
+            .iter()
+            .filter_map(|room| rooms.members.get(room))
+            .flatten()
+            .filter(|sid| seen.insert(*sid))
+            .filter_map(pick)
+            .collect()
+    }
+}
+
+/// Encodes a packet once into the frames every target socket shares.
+pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
+    let mut text = String::with_capacity(64);
+    text.push('4');
+    packet.encode_into(&mut text);
+    let mut frames = Vec::with_capacity(1 + packet.attachments.len());
+    frames.push(Frame::Text(text.into()));
+    frames.extend(packet.attachments.iter().cloned().map(Frame::Binary));
+    frames
+}
+
+impl Adapter for LocalAdapter {
+    fn add_all(&self, sid: &str, rooms: &[Room]) {
+        let mut all = self.write();
+        for room in rooms {
+            all.members
+                .entry(room.clone())
+                .or_default()
+                .insert(sid.to_owned());
+            all.of_socket
+                .entry(sid.to_owned())
+                .or_default()
+                .insert(room.clone());
+        }
+    }
+
+    fn del(&self, sid: &str, room: &str) {
+        let mut all = self.write();
+        if let Some(members) = all.members.get_mut(room) {
+            members.remove(sid);
+            if members.is_empty() {
+                all.members.remove(room);
+            }
+        }
+        if let Some(rooms) = all.of_socket.get_mut(sid) {
+            rooms.remove(room);
+        }
+    }
+
+    fn del_all(&self, sid: &str) {
+        let mut all = self.write();
+        let Some(rooms) = all.of_socket.remove(sid) else {
+            return;
+        };
+        for room in rooms {
+            if let Some(members) = all.members.get_mut(&room) {
+                members.remove(sid);
+                if members.is_empty() {
+                    all.members.remove(&room);
+                }
+            }
+        }
+    }
+
+    fn socket_rooms(&self, sid: &str) -> Vec<Room> {
+        self.read()
+            .of_socket
+            .get(sid)
+            .map(|rooms| rooms.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) {
+        let frames = encode_frames(packet);
+        for socket in self.targets(opts) {
+            if opts.volatile && !socket.inner.client.engine.is_writable() {
+                continue;
+            }
+            socket.send_frames(frames.clone());
+        }
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        mut packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'static, AckResponses> {
+        let targets = self.targets(&opts);
+        let Some(nsp) = self.nsp.upgrade() else {
+            return Box::pin(async { AckResponses::default() });
+        };
+        // One id for every socket: ids come from the namespace's counter, so they never collide.
+        let id = nsp.next_ack_id();
+        packet.id = Some(id);
+        let frames = encode_frames(&packet);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut waiting: Vec<Socket> = Vec::with_capacity(targets.len());
+        for socket in targets {
+            if socket.register_broadcast_ack(id, tx.clone()) {
+                if opts.volatile && !socket.inner.client.engine.is_writable() {
+                    socket.forget_ack(id);
+                    continue;
+                }
+                socket.send_frames(frames.clone());
+                waiting.push(socket);
+            }
+        }
+        drop(tx);
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(waiting.len());
+            let deadline = tokio::time::sleep(timeout);
+            tokio::pin!(deadline);
+            while replies.len() < waiting.len() {
+                tokio::select! {
+                    reply = rx.recv() => match reply {
+                        Some(reply) => replies.push(reply),
+                        None => break,
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+            let answered: HashSet<&String> = replies.iter().map(|(sid, _)| sid).collect();
+            let missing: Vec<String> = waiting
+                .iter()
+                .filter(|s| !answered.contains(&s.id().to_owned()))
+                .map(|s| s.id().to_owned())
+                .collect();
+            // A timed-out ack leaves nothing behind.
+            for socket in &waiting {
+                socket.forget_ack(id);
+            }
+            AckResponses { replies, missing }
+        })
+    }
+
+    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'static, Vec<Socket>> {
+        let sockets = self.targets(&opts);
+        Box::pin(async move { sockets })
+    }
+
+    fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'static, ()> {
+        for socket in self.targets(&opts) {
+            self.add_all(socket.id(), &rooms);
+        }
+        Box::pin(async {})
+    }
+
+    fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> BoxFuture<'static, ()> {
+        for socket in self.targets(&opts) {
+            for room in &rooms {
+                self.del(socket.id(), room);
+            }
+        }
+        Box::pin(async {})
+    }
+
+    fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> BoxFuture<'static, ()> {
+        for socket in self.targets(&opts) {
+            if close {
+                socket.disconnect_connection();
+            } else {
+                socket.disconnect_reason(DisconnectReason::ServerNamespaceDisconnect);
+            }
+        }
+        Box::pin(async {})
+    }
+
+    fn server_side_emit(&self, _event: String, _data: Data) -> BoxFuture<'static, ()> {
+        // A single server has no peer to tell.
+        Box::pin(async {})
+    }
+}
+
+/// Builds the adapter of each namespace.
+pub type AdapterFactory = Arc<dyn Fn(Weak<NamespaceInner>) -> Arc<dyn Adapter> + Send + Sync>;

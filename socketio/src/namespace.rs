@@ -1,0 +1,310 @@
+//! Namespaces: static ones by name, dynamic ones created on first connect.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::adapter::{AckResponses, Adapter, AdapterFactory, BoxFuture, Room};
+use crate::data::Data;
+use crate::operators::BroadcastOperator;
+use crate::socket::{read, write, AckError, EmitError, Socket};
+
+/// A connect middleware's refusal: the client gets `connect_error` with this message and data.
+///
+/// ```
+/// let refusal = socketio::ConnectError::new("not authorized").with_data(serde_json::json!({"reason": "bad token"}));
+/// assert_eq!(refusal.to_string(), "not authorized");
+/// ```
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectError {
+    /// The `message` the client sees.
+    pub message: String,
+    /// Optional `data` the client sees.
+    pub data: Option<Value>,
+}
+
+impl ConnectError {
+    /// A refusal with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds `data` to the refusal.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+pub(crate) type Middleware =
+    Arc<dyn Fn(Socket) -> BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
+pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Middlewares and connection handlers; shared by a dynamic namespace's children.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    pub(crate) middlewares: RwLock<Vec<Middleware>>,
+    pub(crate) connection: RwLock<Vec<ConnectionHandler>>,
+}
+
+impl Handlers {
+    fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        write(&self.middlewares).push(Arc::new(move |s| Box::pin(middleware(s))));
+    }
+
+    fn on_connection<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        write(&self.connection).push(Arc::new(move |s| Box::pin(handler(s))));
+    }
+}
+
+/// The state of one namespace.
+pub struct NamespaceInner {
+    pub(crate) name: String,
+    pub(crate) handlers: Arc<Handlers>,
+    pub(crate) sockets: RwLock<HashMap<String, Socket>>,
+    pub(crate) adapter: Arc<dyn Adapter>,
+    ack_ids: AtomicU64,
+}
+
+impl NamespaceInner {
+    pub(crate) fn new(
+        name: String,
+        handlers: Arc<Handlers>,
+        factory: &AdapterFactory,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|weak| NamespaceInner {
+            name,
+            handlers,
+            sockets: RwLock::new(HashMap::new()),
+            adapter: factory(weak.clone()),
+            ack_ids: AtomicU64::new(0),
+        })
+    }
+
+    /// A fresh ack id: one counter per namespace, so a broadcast can use one id for every socket.
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.ack_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn remove_socket(&self, sid: &str) {
+        write(&self.sockets).remove(sid);
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The local socket with this id.
+    pub fn socket(&self, sid: &str) -> Option<Socket> {
+        read(&self.sockets).get(sid).cloned()
+    }
+
+    /// Every local socket.
+    pub fn sockets(&self) -> Vec<Socket> {
+        read(&self.sockets).values().cloned().collect()
+    }
+}
+
+/// A namespace: register middlewares and connection handlers, and broadcast to its sockets.
+///
+/// ```no_run
+/// # fn demo(io: socketio::SocketIo) {
+/// let admin = io.of("/admin");
+/// admin.use_middleware(|socket| async move {
+///     match socket.handshake().auth.get("token") {
+///         Some(_) => Ok(()),
+///         None => Err(socketio::ConnectError::new("not authorized")),
+///     }
+/// });
+/// admin.on_connection(|socket| async move {
+///     socket.join("admins");
+/// });
+/// admin.to("admins").emit("hello", &"everyone").ok();
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Namespace {
+    pub(crate) inner: Arc<NamespaceInner>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl Namespace {
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Adds a connect middleware; middlewares run in the order they were added, and the first
+    /// refusal ends the connect with a CONNECT_ERROR.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.inner.handlers.use_middleware(middleware);
+    }
+
+    /// Adds a handler run for every socket that joins the namespace.
+    pub fn on_connection<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.handlers.on_connection(handler);
+    }
+
+    /// The local sockets of the namespace.
+    pub fn sockets(&self) -> Vec<Socket> {
+        self.inner.sockets()
+    }
+
+    /// The local socket with this id.
+    pub fn socket(&self, sid: &str) -> Option<Socket> {
+        self.inner.socket(sid)
+    }
+
+    /// Targets every socket of the namespace.
+    pub fn to_all(&self) -> BroadcastOperator {
+        self.all()
+    }
+
+    fn all(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone(), Default::default())
+    }
+
+    /// Targets the sockets in `room`.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.all().to(room)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.to(room)
+    }
+
+    /// Targets every socket except those in `room`.
+    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.all().except(room)
+    }
+
+    /// Targets the sockets of this server only.
+    pub fn local(&self) -> BroadcastOperator {
+        self.all().local()
+    }
+
+    /// Drops packets for sockets that cannot take them now.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.all().volatile()
+    }
+
+    /// Sets the timeout of a following [`BroadcastOperator::emit_with_ack`].
+    pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
+        self.all().timeout(timeout)
+    }
+
+    /// Sends an event to every socket of the namespace.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.all().emit(event, args)
+    }
+
+    /// Sends an event to every socket and collects their acknowledgements.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<AckResponses, AckError> {
+        self.all().emit_with_ack(event, args).await
+    }
+
+    /// The sockets of the namespace, across the cluster.
+    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+        self.all().fetch_sockets().await
+    }
+
+    /// Makes every socket join rooms.
+    pub async fn sockets_join(&self, rooms: Vec<Room>) {
+        self.all().sockets_join(rooms).await
+    }
+
+    /// Makes every socket leave rooms.
+    pub async fn sockets_leave(&self, rooms: Vec<Room>) {
+        self.all().sockets_leave(rooms).await
+    }
+
+    /// Disconnects every socket (closing their connections with `close`).
+    pub async fn disconnect_sockets(&self, close: bool) {
+        self.all().disconnect_sockets(close).await
+    }
+
+    /// Sends an event to the other servers of the cluster.
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), EmitError> {
+        let data = Data::from_serialize(args)?;
+        self.inner
+            .adapter
+            .server_side_emit(event.to_owned(), data)
+            .await;
+        Ok(())
+    }
+}
+
+/// A family of namespaces created on first connect when their name matches; its middlewares and
+/// handlers apply to every child.
+#[derive(Clone)]
+pub struct DynamicNamespace {
+    pub(crate) handlers: Arc<Handlers>,
+}
+
+impl std::fmt::Debug for DynamicNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicNamespace").finish()
+    }
+}
+
+impl DynamicNamespace {
+    /// Adds a connect middleware to every child namespace.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.handlers.use_middleware(middleware);
+    }
+
+    /// Adds a connection handler to every child namespace.
+    pub fn on_connection<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.handlers.on_connection(handler);
+    }
+}

@@ -1,0 +1,579 @@
+//! Socket.IO v5 packets: the codec and the reassembly of binary attachments.
+//!
+//! ```text
+//! <type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]
+//!
+//! 0/admin,{"token":"x"}               CONNECT to /admin with auth
+//! 2["hello",1]                        EVENT on /
+//! 21["hello"]                         EVENT with ack id 1
+//! 3/admin,1["ok"]                     ACK 1 on /admin
+//! 451-["upload",{"_placeholder":true,"num":0}]   BINARY_EVENT, then one binary Engine.IO message
+//! ```
+//!
+//! A packet with attachments arrives as one text message followed by one binary message per
+//! attachment; [`BinaryCollector`] puts them back together.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+/// The seven packet types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketType {
+    /// `0`: join a namespace (client) / joined (server).
+    Connect,
+    /// `1`: leave a namespace.
+    Disconnect,
+    /// `2`: an event.
+    Event,
+    /// `3`: an acknowledgement.
+    Ack,
+    /// `4`: a namespace refused the connection.
+    ConnectError,
+    /// `5`: an event with binary attachments.
+    BinaryEvent,
+    /// `6`: an acknowledgement with binary attachments.
+    BinaryAck,
+}
+
+impl PacketType {
+    fn from_digit(digit: u8) -> Option<PacketType> {
+        Some(match digit {
+            b'0' => PacketType::Connect,
+            b'1' => PacketType::Disconnect,
+            b'2' => PacketType::Event,
+            b'3' => PacketType::Ack,
+            b'4' => PacketType::ConnectError,
+            b'5' => PacketType::BinaryEvent,
+            b'6' => PacketType::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    fn digit(self) -> char {
+        match self {
+            PacketType::Connect => '0',
+            PacketType::Disconnect => '1',
+            PacketType::Event => '2',
+            PacketType::Ack => '3',
+            PacketType::ConnectError => '4',
+            PacketType::BinaryEvent => '5',
+            PacketType::BinaryAck => '6',
+        }
+    }
+
+    fn is_binary(self) -> bool {
+        matches!(self, PacketType::BinaryEvent | PacketType::BinaryAck)
+    }
+}
+
+/// Event names a client may not send: they are the server's own lifecycle events.
+const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// One Socket.IO packet. For binary packets, `data` holds placeholders and `attachments` the buffers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    /// The packet type.
+    pub kind: PacketType,
+    /// The namespace (`/` when absent on the wire).
+    pub nsp: String,
+    /// The ack id, if any.
+    pub id: Option<u64>,
+    /// The JSON payload, if any.
+    pub data: Option<Value>,
+    /// The binary attachments (binary packets only).
+    pub attachments: Vec<Bytes>,
+}
+
+/// Why a packet is invalid. The official server closes the connection on any of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The packet was empty.
+    #[error("empty packet")]
+    Empty,
+    /// The first character is not a packet type.
+    #[error("unknown packet type")]
+    UnknownType,
+    /// The attachment count is missing, malformed or over the limit.
+    #[error("illegal attachments")]
+    IllegalAttachments,
+    /// The ack id does not fit in 64 bits.
+    #[error("invalid ack id")]
+    InvalidId,
+    /// The payload is not JSON, or not the shape this packet type needs.
+    #[error("invalid payload")]
+    InvalidPayload,
+    /// A binary message arrived when no attachment was expected.
+    #[error("unexpected binary data")]
+    UnexpectedBinary,
+    /// A text packet arrived while attachments were still expected.
+    #[error("text packet while reconstructing a binary packet")]
+    UnexpectedText,
+    /// A placeholder refers to no attachment.
+    #[error("placeholder without attachment")]
+    BadPlaceholder,
+}
+
+/// A decoded text packet, possibly waiting for attachments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The packet; `attachments` is still empty.
+    pub packet: Packet,
+    /// How many binary messages follow.
+    pub expected_attachments: usize,
+}
+
+impl Packet {
+    /// A CONNECT answer (`{"sid":…}`).
+    pub fn connect(nsp: &str, sid: &str) -> Packet {
+        Packet::new(
+            PacketType::Connect,
+            nsp,
+            Some(serde_json::json!({ "sid": sid })),
+        )
+    }
+
+    /// A packet with no id and no attachments.
+    pub fn new(kind: PacketType, nsp: &str, data: Option<Value>) -> Packet {
+        Packet {
+            kind,
+            nsp: nsp.to_owned(),
+            id: None,
+            data,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// Decodes the text part of a packet. `max_attachments` bounds what the client may announce.
+    ///
+    /// ```
+    /// use socketio::packet::{Packet, PacketType};
+    /// let header = Packet::decode("2/chat,7[\"hi\"]", 10).unwrap();
+    /// assert_eq!(header.packet.kind, PacketType::Event);
+    /// assert_eq!(header.packet.nsp, "/chat");
+    /// assert_eq!(header.packet.id, Some(7));
+    /// ```
+    pub fn decode(text: &str, max_attachments: usize) -> Result<Header, DecodeError> {
+        let bytes = text.as_bytes();
+        let kind = PacketType::from_digit(*bytes.first().ok_or(DecodeError::Empty)?)
+            .ok_or(DecodeError::UnknownType)?;
+        let mut i = 1;
+
+        let mut expected_attachments = 0;
+        if kind.is_binary() {
+            let start = i;
+            while i < bytes.len() && bytes[i] != b'-' {
+                i += 1;
+            }
+            if i == bytes.len() || i == start || !bytes[start..i].iter().all(u8::is_ascii_digit) {
+                return Err(DecodeError::IllegalAttachments);
+            }
+            expected_attachments = text[start..i]
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max_attachments)
+                .ok_or(DecodeError::IllegalAttachments)?;
+            i += 1;
+        }
+
+        let nsp = if bytes.get(i) == Some(&b'/') {
+            let start = i;
+            while i < bytes.len() && bytes[i] != b',' {
+                i += 1;
+            }
+            let nsp = text[start..i].to_owned();
+            if i < bytes.len() {
+                i += 1; // the comma
+            }
+            nsp
+        } else {
+            "/".to_owned()
+        };
+
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let id = if i > start {
+            Some(
+                text[start..i]
+                    .parse::<u64>()
+                    .map_err(|_| DecodeError::InvalidId)?,
+            )
+        } else {
+            None
+        };
+
+        let data = if i < bytes.len() {
+            let value: Value =
+                serde_json::from_str(&text[i..]).map_err(|_| DecodeError::InvalidPayload)?;
+            Some(value)
+        } else {
+            None
+        };
+        if !payload_is_valid(kind, data.as_ref()) {
+            return Err(DecodeError::InvalidPayload);
+        }
+        Ok(Header {
+            packet: Packet {
+                kind,
+                nsp,
+                id,
+                data,
+                attachments: Vec::new(),
+            },
+            expected_attachments,
+        })
+    }
+
+    /// Encodes the text part of the packet (the attachments leave as binary messages after it).
+    ///
+    /// ```
+    /// use socketio::packet::{Packet, PacketType};
+    /// let packet = Packet::new(PacketType::Event, "/", Some(serde_json::json!(["hi"])));
+    /// assert_eq!(packet.encode(), "2[\"hi\"]");
+    /// ```
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(32);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoded text part to `out`.
+    pub fn encode_into(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push(self.kind.digit());
+        if self.kind.is_binary() {
+            let _ = write!(out, "{}-", self.attachments.len());
+        }
+        if self.nsp != "/" {
+            out.push_str(&self.nsp);
+            out.push(',');
+        }
+        if let Some(id) = self.id {
+            let _ = write!(out, "{id}");
+        }
+        if let Some(data) = &self.data {
+            // Serializing a `Value` cannot fail.
+            let _ = serde_json::to_writer(WriteString(out), data);
+        }
+    }
+}
+
+struct WriteString<'a>(&'a mut String);
+
+impl std::io::Write for WriteString<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // serde_json writes valid UTF-8 in whole pieces.
+        match std::str::from_utf8(buf) {
+            Ok(s) => {
+                self.0.push_str(s);
+                Ok(buf.len())
+            }
+            Err(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn payload_is_valid(kind: PacketType, data: Option<&Value>) -> bool {
+    match kind {
+        PacketType::Connect => data.is_none_or(Value::is_object),
+        PacketType::Disconnect => data.is_none(),
+        PacketType::ConnectError => data.is_some_and(|d| d.is_object() || d.is_string()),
+        PacketType::Event | PacketType::BinaryEvent => match data {
+            Some(Value::Array(items)) => match items.first() {
+                Some(Value::Number(_)) => true,
+                Some(Value::String(name)) => !RESERVED_EVENTS.contains(&name.as_str()),
+                _ => false,
+            },
+            _ => false,
+        },
+        PacketType::Ack | PacketType::BinaryAck => data.is_some_and(Value::is_array),
+    }
+}
+
+/// Puts a binary packet back together from its text header and the binary messages after it.
+#[derive(Debug, Default)]
+pub struct BinaryCollector {
+    pending: Option<(Packet, usize)>,
+}
+
+/// What [`BinaryCollector`] made of a message.
+#[derive(Debug, PartialEq)]
+pub enum Collected {
+    /// A whole packet.
+    Packet(Packet),
+    /// More attachments are needed.
+    Incomplete,
+}
+
+impl BinaryCollector {
+    /// Whether attachments are awaited.
+    pub fn is_collecting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Takes a text message.
+    pub fn text(&mut self, text: &str, max_attachments: usize) -> Result<Collected, DecodeError> {
+        if self.pending.is_some() {
+            return Err(DecodeError::UnexpectedText);
+        }
+        let Header {
+            packet,
+            expected_attachments,
+        } = Packet::decode(text, max_attachments)?;
+        if packet.kind.is_binary() && expected_attachments > 0 {
+            self.pending = Some((packet, expected_attachments));
+            return Ok(Collected::Incomplete);
+        }
+        Ok(Collected::Packet(packet))
+    }
+
+    /// Takes a binary message (one attachment).
+    pub fn binary(&mut self, data: Bytes) -> Result<Collected, DecodeError> {
+        let (packet, expected) = self.pending.as_mut().ok_or(DecodeError::UnexpectedBinary)?;
+        packet.attachments.push(data);
+        if packet.attachments.len() < *expected {
+            return Ok(Collected::Incomplete);
+        }
+        let (packet, _) = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
+        check_placeholders(packet.data.as_ref(), packet.attachments.len())?;
+        Ok(Collected::Packet(packet))
+    }
+}
+
+/// Every placeholder must name an attachment that exists (the official parser throws otherwise).
+fn check_placeholders(value: Option<&Value>, count: usize) -> Result<(), DecodeError> {
+    let Some(value) = value else { return Ok(()) };
+    // An explicit stack: payloads may nest deeply and recursion must not overflow.
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                if map.get("_placeholder") == Some(&Value::Bool(true)) {
+                    let ok = map
+                        .get("num")
+                        .and_then(Value::as_u64)
+                        .is_some_and(|n| (n as usize) < count);
+                    if !ok {
+                        return Err(DecodeError::BadPlaceholder);
+                    }
+                } else {
+                    stack.extend(map.values());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn decode(text: &str) -> Result<Packet, DecodeError> {
+        Packet::decode(text, 10).map(|h| h.packet)
+    }
+
+    #[test]
+    fn decodes_the_spec_examples() {
+        assert_eq!(
+            decode("0").unwrap(),
+            Packet::new(PacketType::Connect, "/", None)
+        );
+        let p = decode("0/admin,{\"token\":\"123\"}").unwrap();
+        assert_eq!(
+            (p.nsp.as_str(), p.data),
+            ("/admin", Some(json!({"token": "123"})))
+        );
+        assert_eq!(decode("1/admin,").unwrap().nsp, "/admin");
+        let p = decode("2[\"hello\",1]").unwrap();
+        assert_eq!(p.data, Some(json!(["hello", 1])));
+        let p = decode("2/admin,456[\"project:delete\",123]").unwrap();
+        assert_eq!((p.id, p.nsp.as_str()), (Some(456), "/admin"));
+        let p = decode("3/admin,456[]").unwrap();
+        assert_eq!((p.kind, p.id), (PacketType::Ack, Some(456)));
+        let p = decode("4{\"message\":\"Not authorized\"}").unwrap();
+        assert_eq!(p.kind, PacketType::ConnectError);
+        let h = Packet::decode("51-[\"hello\",{\"_placeholder\":true,\"num\":0}]", 10).unwrap();
+        assert_eq!(h.expected_attachments, 1);
+        let h = Packet::decode("61-/admin,456[{\"_placeholder\":true,\"num\":0}]", 10).unwrap();
+        assert_eq!((h.packet.id, h.packet.nsp.as_str()), (Some(456), "/admin"));
+    }
+
+    #[test]
+    fn namespace_with_nothing_after_the_comma() {
+        let p = decode("0/custom,").unwrap();
+        assert_eq!((p.nsp.as_str(), p.data), ("/custom", None));
+    }
+
+    #[test]
+    fn rejects_invalid_packets() {
+        assert_eq!(decode(""), Err(DecodeError::Empty));
+        assert_eq!(decode("7"), Err(DecodeError::UnknownType));
+        assert_eq!(decode("2"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("2{}"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("2[]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("2[{}]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(
+            decode("2[\"disconnect\"]"),
+            Err(DecodeError::InvalidPayload)
+        );
+        assert_eq!(decode("2[\"a\""), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("1{}"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("0[]"), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode("3{}"), Err(DecodeError::InvalidPayload));
+        assert_eq!(
+            decode("218446744073709551616[\"a\"]"),
+            Err(DecodeError::InvalidId)
+        );
+        assert_eq!(decode("5[\"a\"]"), Err(DecodeError::IllegalAttachments));
+        assert_eq!(decode("5x-[\"a\"]"), Err(DecodeError::IllegalAttachments));
+        assert_eq!(decode("511-[\"a\"]"), Err(DecodeError::IllegalAttachments));
+        assert_eq!(decode("2é"), Err(DecodeError::InvalidPayload));
+    }
+
+    #[test]
+    fn numeric_event_names_are_allowed() {
+        assert!(decode("2[1,2]").is_ok());
+    }
+
+    #[test]
+    fn collects_attachments() {
+        let mut c = BinaryCollector::default();
+        let text = "52-[\"x\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+        assert_eq!(c.text(text, 10), Ok(Collected::Incomplete));
+        assert_eq!(c.text("2[\"y\"]", 10), Err(DecodeError::UnexpectedText));
+        assert_eq!(
+            c.binary(Bytes::from_static(b"a")),
+            Ok(Collected::Incomplete)
+        );
+        match c.binary(Bytes::from_static(b"b")).unwrap() {
+            Collected::Packet(p) => assert_eq!(p.attachments.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.binary(Bytes::new()), Err(DecodeError::UnexpectedBinary));
+    }
+
+    #[test]
+    fn placeholder_out_of_range_is_refused() {
+        let mut c = BinaryCollector::default();
+        c.text("51-[\"x\",{\"_placeholder\":true,\"num\":3}]", 10)
+            .unwrap();
+        assert_eq!(c.binary(Bytes::new()), Err(DecodeError::BadPlaceholder));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_crash() {
+        let deep = format!("2[\"a\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(decode(&deep), Err(DecodeError::InvalidPayload));
+    }
+
+    fn json_strategy() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn packet_strategy() -> impl Strategy<Value = Packet> {
+        let nsp = prop_oneof![Just("/".to_owned()), "/[a-z0-9-]{1,8}"];
+        let id = proptest::option::of(any::<u64>());
+        let args = proptest::collection::vec(json_strategy(), 0..4);
+        let atts = proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8), 1..4);
+        (nsp, id, "[a-z]{1,8}", args, atts, 0..5u8).prop_map(|(nsp, id, name, args, atts, k)| {
+            let mut event = vec![Value::String(name)];
+            event.extend(args.clone());
+            match k {
+                0 => Packet {
+                    kind: PacketType::Event,
+                    nsp,
+                    id,
+                    data: Some(Value::Array(event)),
+                    attachments: vec![],
+                },
+                1 => Packet {
+                    kind: PacketType::Ack,
+                    nsp,
+                    id: Some(id.unwrap_or(0)),
+                    data: Some(Value::Array(args)),
+                    attachments: vec![],
+                },
+                2 => {
+                    let mut data = event;
+                    for n in 0..atts.len() {
+                        data.push(json!({"_placeholder": true, "num": n}));
+                    }
+                    Packet {
+                        kind: PacketType::BinaryEvent,
+                        nsp,
+                        id,
+                        data: Some(Value::Array(data)),
+                        attachments: atts.into_iter().map(Bytes::from).collect(),
+                    }
+                }
+                3 => Packet {
+                    kind: PacketType::Connect,
+                    nsp,
+                    id: None,
+                    data: Some(json!({"token": "t"})),
+                    attachments: vec![],
+                },
+                _ => Packet {
+                    kind: PacketType::Disconnect,
+                    nsp,
+                    id: None,
+                    data: None,
+                    attachments: vec![],
+                },
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn packets_round_trip(packet in packet_strategy()) {
+            let text = packet.encode();
+            let mut collector = BinaryCollector::default();
+            let mut result = collector.text(&text, 10).unwrap();
+            for attachment in &packet.attachments {
+                prop_assert_eq!(result, Collected::Incomplete);
+                result = collector.binary(attachment.clone()).unwrap();
+            }
+            prop_assert_eq!(result, Collected::Packet(packet));
+        }
+
+        #[test]
+        fn any_text_decodes_or_errors(text in "\\PC{0,64}") {
+            let _ = Packet::decode(&text, 10);
+        }
+
+        #[test]
+        fn any_prefix_decodes_or_errors(digit in 0u8..8, rest in "[-0-9/a-z,\\[\\]{}\"]{0,32}") {
+            let _ = Packet::decode(&format!("{digit}{rest}"), 10);
+        }
+    }
+}

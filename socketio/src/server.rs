@@ -1,0 +1,259 @@
+//! The Socket.IO server: configuration, namespaces, and the HTTP entry points.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use engineio::{Body, ConnectionHandler, EngineIo};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::adapter::{AdapterFactory, LocalAdapter, Room};
+use crate::client::Client;
+use crate::namespace::{DynamicNamespace, Handlers, Namespace, NamespaceInner};
+use crate::operators::BroadcastOperator;
+use crate::socket::{read, write, EmitError};
+
+/// Socket.IO server settings; `Config::default()` matches the official server's defaults.
+///
+/// ```
+/// let mut config = socketio::Config::default();
+/// config.engine.ping_interval = std::time::Duration::from_secs(10);
+/// assert_eq!(config.engine.path, "/socket.io/");
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The Engine.IO settings (the path defaults to `/socket.io/`).
+    pub engine: engineio::Config,
+    /// Time a connection has to join a namespace before it is closed (default 45 s).
+    pub connect_timeout: Duration,
+    /// Attachments one packet may announce; more closes the connection (default 100).
+    pub max_attachments: usize,
+    /// Namespaces one connection may join at once (default 64).
+    pub max_namespaces_per_connection: usize,
+    /// Builds each namespace's adapter (default: [`LocalAdapter`]).
+    pub adapter: AdapterFactory,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut engine = engineio::Config::default();
+        engine.path = "/socket.io/".to_owned();
+        Config {
+            engine,
+            connect_timeout: Duration::from_secs(45),
+            max_attachments: 100,
+            max_namespaces_per_connection: 64,
+            adapter: Arc::new(|nsp| Arc::new(LocalAdapter::new(nsp))),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("engine", &self.engine)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_attachments", &self.max_attachments)
+            .field(
+                "max_namespaces_per_connection",
+                &self.max_namespaces_per_connection,
+            )
+            .finish()
+    }
+}
+
+type Matcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+pub(crate) struct ServerInner {
+    pub(crate) config: Config,
+    namespaces: RwLock<HashMap<String, Arc<NamespaceInner>>>,
+    dynamic: RwLock<Vec<(Matcher, Arc<Handlers>)>>,
+}
+
+impl ServerInner {
+    /// The namespace a CONNECT names: a registered one, or a new child of a matching dynamic one.
+    pub(crate) fn namespace_for(&self, name: &str) -> Option<Arc<NamespaceInner>> {
+        if let Some(nsp) = read(&self.namespaces).get(name) {
+            return Some(nsp.clone());
+        }
+        let handlers = read(&self.dynamic)
+            .iter()
+            .find(|(matches, _)| matches(name))
+            .map(|(_, handlers)| handlers.clone())?;
+        let mut namespaces = write(&self.namespaces);
+        let nsp = namespaces.entry(name.to_owned()).or_insert_with(|| {
+            NamespaceInner::new(name.to_owned(), handlers, &self.config.adapter)
+        });
+        Some(nsp.clone())
+    }
+
+    fn of(&self, name: &str) -> Arc<NamespaceInner> {
+        let name = normalize(name);
+        let mut namespaces = write(&self.namespaces);
+        namespaces
+            .entry(name.clone())
+            .or_insert_with(|| NamespaceInner::new(name, Arc::default(), &self.config.adapter))
+            .clone()
+    }
+}
+
+fn normalize(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    }
+}
+
+/// A fresh socket id: 120 random bits, URL-safe (as the official server makes them).
+pub(crate) fn new_id() -> String {
+    let mut bytes = [0u8; 15];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+struct EngineHandler(Weak<ServerInner>);
+
+impl engineio::Handler for EngineHandler {
+    fn on_connection(&self, socket: engineio::Socket) -> Arc<dyn ConnectionHandler> {
+        match self.0.upgrade() {
+            Some(server) => Client::new(socket, &server),
+            None => {
+                socket.close();
+                Arc::new(Closed)
+            }
+        }
+    }
+}
+
+struct Closed;
+
+impl ConnectionHandler for Closed {
+    fn on_message(&self, _: engineio::Message) {}
+    fn on_close(&self, _: engineio::CloseReason) {}
+}
+
+/// A Socket.IO server.
+///
+/// ```no_run
+/// use socketio::SocketIo;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let io = SocketIo::new(socketio::Config::default());
+/// io.of("/").on_connection(|socket| async move {
+///     socket.on("ping", |socket, data, ack| async move {
+///         if let Some(ack) = ack { ack.send_data(data).ok(); }
+///     });
+/// });
+/// io.serve(tokio::net::TcpListener::bind("127.0.0.1:3000").await?).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<ServerInner>,
+    engine: EngineIo,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl SocketIo {
+    /// A server with this configuration; the main namespace `/` exists from the start.
+    pub fn new(config: Config) -> Self {
+        let engine_config = config.engine.clone();
+        let inner = Arc::new(ServerInner {
+            config,
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+        });
+        inner.of("/");
+        let engine = EngineIo::new(engine_config, EngineHandler(Arc::downgrade(&inner)));
+        SocketIo { inner, engine }
+    }
+
+    /// The namespace named `name`, created when missing.
+    pub fn of(&self, name: &str) -> Namespace {
+        Namespace {
+            inner: self.inner.of(name),
+        }
+    }
+
+    /// A dynamic namespace: any name `matches` accepts is created on its first connect.
+    ///
+    /// ```no_run
+    /// # fn demo(io: socketio::SocketIo) {
+    /// io.dynamic(|name| name.starts_with("/room-")).on_connection(|socket| async move {
+    ///     socket.emit("welcome", socket.ns()).ok();
+    /// });
+    /// # }
+    /// ```
+    pub fn dynamic(
+        &self,
+        matches: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) -> DynamicNamespace {
+        let handlers: Arc<Handlers> = Arc::default();
+        write(&self.inner.dynamic).push((Arc::new(matches), handlers.clone()));
+        DynamicNamespace { handlers }
+    }
+
+    /// The Engine.IO server underneath.
+    pub fn engine(&self) -> &EngineIo {
+        &self.engine
+    }
+
+    /// Targets sockets of `/` in `room`.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.of("/").to(room)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.to(room)
+    }
+
+    /// Targets every socket of `/` except those in `room`.
+    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.of("/").except(room)
+    }
+
+    /// Sets the timeout of a following broadcast with acknowledgement on `/`.
+    pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
+        self.of("/").timeout(timeout)
+    }
+
+    /// Sends an event to every socket of `/`.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.of("/").emit(event, args)
+    }
+
+    /// Whether a request path belongs to this server.
+    pub fn handles_path(&self, path: &str) -> bool {
+        self.engine.handles_path(path)
+    }
+
+    /// Answers one HTTP request addressed to this server's path.
+    pub async fn handle(&self, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+        self.engine.handle(request, remote).await
+    }
+
+    /// Accepts connections on `listener` and serves Socket.IO on its path (404 elsewhere).
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.engine.clone().serve(listener).await
+    }
+
+    /// Disconnects every socket (`server shutting down`) and closes every connection.
+    pub fn shutdown(&self) {
+        self.engine.shutdown();
+    }
+}

@@ -1,0 +1,625 @@
+//! A socket: one client connected to one namespace.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use engineio::Frame;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::adapter::{encode_frames, BoxFuture, BroadcastOptions, Room};
+use crate::client::Client;
+use crate::data::Data;
+use crate::handshake::Handshake;
+use crate::namespace::NamespaceInner;
+use crate::operators::BroadcastOperator;
+use crate::packet::{Packet, PacketType};
+
+/// Why a socket left its namespace, with the official server's wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    TransportClose,
+    /// The connection failed.
+    TransportError,
+    /// The client stopped answering pings.
+    PingTimeout,
+    /// The client sent something undecodable.
+    ParseError,
+    /// The server closed the whole connection.
+    ForcedClose,
+    /// The server is shutting down.
+    ServerShuttingDown,
+    /// The client left the namespace (`socket.disconnect()` on the client).
+    ClientNamespaceDisconnect,
+    /// The server removed the socket from the namespace (`socket.disconnect()` on the server).
+    ServerNamespaceDisconnect,
+}
+
+impl DisconnectReason {
+    /// The reason as the official server names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+        }
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<engineio::CloseReason> for DisconnectReason {
+    fn from(reason: engineio::CloseReason) -> Self {
+        match reason {
+            engineio::CloseReason::TransportClose => DisconnectReason::TransportClose,
+            engineio::CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            engineio::CloseReason::ParseError => DisconnectReason::ParseError,
+            engineio::CloseReason::ForcedClose => DisconnectReason::ForcedClose,
+            engineio::CloseReason::ServerShuttingDown => DisconnectReason::ServerShuttingDown,
+            _ => DisconnectReason::TransportError,
+        }
+    }
+}
+
+/// Why an emit failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The socket is disconnected.
+    #[error("the socket is disconnected")]
+    Disconnected,
+    /// The arguments could not be serialized to JSON.
+    #[error("arguments are not serializable: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Why an acknowledgement did not come.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// No answer within the timeout (the official message: `operation has timed out`).
+    #[error("operation has timed out")]
+    Timeout,
+    /// The socket disconnected before answering.
+    #[error("the socket disconnected before answering")]
+    Disconnected,
+    /// The arguments could not be serialized to JSON.
+    #[error("arguments are not serializable: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+type EventHandler =
+    Arc<dyn Fn(Socket, Data, Option<AckSender>) -> BoxFuture<'static, ()> + Send + Sync>;
+type AnyHandler = Arc<dyn Fn(Socket, String, Data) -> BoxFuture<'static, ()> + Send + Sync>;
+type DisconnectHandler =
+    Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
+
+pub(crate) enum AckSlot {
+    Single(oneshot::Sender<Data>),
+    Broadcast(mpsc::UnboundedSender<(String, Data)>),
+}
+
+/// Work for the socket's task, run in arrival order.
+pub(crate) enum Job {
+    Connect(BoxFuture<'static, ()>),
+    Event(Packet),
+    Close(DisconnectReason),
+}
+
+pub(crate) struct SocketInner {
+    pub(crate) id: String,
+    pub(crate) nsp: Arc<NamespaceInner>,
+    pub(crate) client: Arc<Client>,
+    pub(crate) handshake: Handshake,
+    handlers: RwLock<HashMap<String, EventHandler>>,
+    any_handlers: RwLock<Vec<AnyHandler>>,
+    disconnecting_handlers: RwLock<Vec<DisconnectHandler>>,
+    disconnect_handlers: RwLock<Vec<DisconnectHandler>>,
+    acks: Mutex<HashMap<u64, AckSlot>>,
+    connected: AtomicBool,
+    jobs: mpsc::UnboundedSender<Job>,
+    extensions: Mutex<http::Extensions>,
+}
+
+/// One client in one namespace. Cheap to clone; every clone is the same socket.
+///
+/// ```no_run
+/// # fn demo(socket: socketio::Socket) {
+/// socket.on("chat", |socket, data, ack| async move {
+///     let text: String = data.arg(0).unwrap_or_default();
+///     socket.to("lobby").emit("chat", &(socket.id(), text)).ok();
+///     if let Some(ack) = ack {
+///         ack.send(&"delivered").ok();
+///     }
+/// });
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Socket {
+    pub(crate) inner: Arc<SocketInner>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.inner.id)
+            .field("nsp", &self.inner.nsp.name)
+            .finish()
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(
+        id: String,
+        nsp: Arc<NamespaceInner>,
+        client: Arc<Client>,
+        handshake: Handshake,
+    ) -> (Socket, mpsc::UnboundedReceiver<Job>) {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let socket = Socket {
+            inner: Arc::new(SocketInner {
+                id,
+                nsp,
+                client,
+                handshake,
+                handlers: RwLock::new(HashMap::new()),
+                any_handlers: RwLock::new(Vec::new()),
+                disconnecting_handlers: RwLock::new(Vec::new()),
+                disconnect_handlers: RwLock::new(Vec::new()),
+                acks: Mutex::new(HashMap::new()),
+                connected: AtomicBool::new(false),
+                jobs,
+                extensions: Mutex::new(http::Extensions::new()),
+            }),
+        };
+        (socket, rx)
+    }
+
+    /// The socket id (also the name of its own room). Never the Engine.IO session id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The namespace name.
+    pub fn ns(&self) -> &str {
+        &self.inner.nsp.name
+    }
+
+    /// The handshake: headers, query, auth, address, time.
+    pub fn handshake(&self) -> &Handshake {
+        &self.inner.handshake
+    }
+
+    /// Whether the socket is still in its namespace.
+    pub fn connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// The transport the connection uses now.
+    pub fn transport(&self) -> engineio::TransportKind {
+        self.inner.client.engine.transport()
+    }
+
+    /// Registers the handler of an event. Handlers of one socket start in the order the events
+    /// arrived; an `ack` is present when the client asked for an acknowledgement.
+    pub fn on<F, Fut>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(Socket, Data, Option<AckSender>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: EventHandler = Arc::new(move |s, d, a| Box::pin(handler(s, d, a)));
+        write(&self.inner.handlers).insert(event.into(), handler);
+    }
+
+    /// Registers a handler that sees every incoming event, before the event's own handler.
+    pub fn on_any<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String, Data) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        write(&self.inner.any_handlers).push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
+    }
+
+    /// Registers a handler run when the socket is about to leave (its rooms are still readable).
+    pub fn on_disconnecting<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        write(&self.inner.disconnecting_handlers)
+            .push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+    }
+
+    /// Registers a handler run once the socket has left its namespace.
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        write(&self.inner.disconnect_handlers).push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+    }
+
+    /// Sends an event to this client. See [`Data::from_serialize`] for how `args` become arguments.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.emit_data(event, Data::from_serialize(args)?)
+    }
+
+    /// Sends an event with prepared arguments.
+    pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let packet = event_packet(&self.inner.nsp.name, event, data, None);
+        if self.send_frames(encode_frames(&packet)) {
+            Ok(())
+        } else {
+            Err(EmitError::Disconnected)
+        }
+    }
+
+    /// Sends an event and waits for the client's acknowledgement, at most `timeout`.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+        timeout: Duration,
+    ) -> Result<Data, AckError> {
+        self.emit_with_ack_data(event, Data::from_serialize(args)?, timeout)
+            .await
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack), with prepared arguments.
+    pub async fn emit_with_ack_data(
+        &self,
+        event: &str,
+        data: Data,
+        timeout: Duration,
+    ) -> Result<Data, AckError> {
+        if !self.connected() {
+            return Err(AckError::Disconnected);
+        }
+        let id = self.inner.nsp.next_ack_id();
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.acks).insert(id, AckSlot::Single(tx));
+        let packet = event_packet(&self.inner.nsp.name, event, data, Some(id));
+        if !self.send_frames(encode_frames(&packet)) {
+            self.forget_ack(id);
+            return Err(AckError::Disconnected);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(data)) => Ok(data),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                self.forget_ack(id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    /// Joins a room.
+    pub fn join(&self, room: impl Into<Room>) {
+        self.inner
+            .nsp
+            .adapter
+            .add_all(&self.inner.id, &[room.into()]);
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        self.inner.nsp.adapter.del(&self.inner.id, room);
+    }
+
+    /// The rooms this socket is in (its own id room included).
+    pub fn rooms(&self) -> Vec<Room> {
+        self.inner.nsp.adapter.socket_rooms(&self.inner.id)
+    }
+
+    /// Targets the sockets in `room`, except this one.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.broadcast().to(room)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.to(room)
+    }
+
+    /// Targets every socket of the namespace except this one and those in `room`.
+    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.broadcast().except(room)
+    }
+
+    /// Targets every other socket of the namespace.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(
+            self.inner.nsp.clone(),
+            BroadcastOptions {
+                except: vec![self.inner.id.clone()],
+                ..BroadcastOptions::default()
+            },
+        )
+    }
+
+    /// A view of this socket that drops packets the client cannot take now.
+    pub fn volatile(&self) -> BroadcastOperator {
+        BroadcastOperator::new(
+            self.inner.nsp.clone(),
+            BroadcastOptions {
+                rooms: vec![self.inner.id.clone()],
+                volatile: true,
+                ..BroadcastOptions::default()
+            },
+        )
+    }
+
+    /// Stores a value of type `T` on the socket (one per type).
+    pub fn set_extension<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        lock(&self.inner.extensions).insert(value);
+    }
+
+    /// The stored value of type `T`.
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        lock(&self.inner.extensions).get::<T>().cloned()
+    }
+
+    /// Removes the socket from its namespace: the client gets a DISCONNECT packet and sees
+    /// `io server disconnect`; the connection and its other namespaces stay.
+    pub fn disconnect(&self) {
+        self.disconnect_reason(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Disconnects every namespace of this connection and closes it.
+    pub fn disconnect_connection(&self) {
+        self.inner.client.disconnect_all();
+    }
+
+    pub(crate) fn disconnect_reason(&self, reason: DisconnectReason) {
+        if !self.connected() {
+            return;
+        }
+        let packet = Packet::new(PacketType::Disconnect, &self.inner.nsp.name, None);
+        self.send_frames(encode_frames(&packet));
+        self.on_close(reason);
+    }
+
+    /// Queues frames for the client; false when the connection is closed.
+    pub(crate) fn send_frames(&self, frames: Vec<Frame>) -> bool {
+        self.inner.client.engine.send_frames(frames).is_ok()
+    }
+
+    pub(crate) fn register_broadcast_ack(
+        &self,
+        id: u64,
+        tx: mpsc::UnboundedSender<(String, Data)>,
+    ) -> bool {
+        if !self.connected() {
+            return false;
+        }
+        lock(&self.inner.acks).insert(id, AckSlot::Broadcast(tx));
+        true
+    }
+
+    pub(crate) fn forget_ack(&self, id: u64) {
+        lock(&self.inner.acks).remove(&id);
+    }
+
+    /// Marks the socket connected and starts its task; `on_connect` runs first.
+    pub(crate) fn start(
+        &self,
+        jobs: mpsc::UnboundedReceiver<Job>,
+        on_connect: BoxFuture<'static, ()>,
+    ) {
+        self.inner.connected.store(true, Ordering::Release);
+        let _ = self.inner.jobs.send(Job::Connect(on_connect));
+        tokio::spawn(run_jobs(self.clone(), jobs));
+    }
+
+    /// An EVENT or ACK packet from the client.
+    pub(crate) fn on_packet(&self, packet: Packet) {
+        match packet.kind {
+            PacketType::Event | PacketType::BinaryEvent => {
+                let _ = self.inner.jobs.send(Job::Event(packet));
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                let Some(id) = packet.id else { return };
+                let slot = lock(&self.inner.acks).remove(&id);
+                let Some(Value::Array(args)) = packet.data else {
+                    return;
+                };
+                let data = Data::new(args, packet.attachments);
+                match slot {
+                    Some(AckSlot::Single(tx)) => {
+                        let _ = tx.send(data);
+                    }
+                    Some(AckSlot::Broadcast(tx)) => {
+                        // Each socket of a broadcast answers with its first argument.
+                        let first =
+                            Data::new(data.args.into_iter().take(1).collect(), data.attachments);
+                        let _ = tx.send((self.inner.id.clone(), first));
+                    }
+                    None => tracing::debug!(sid = %self.inner.id, id, "ack for an unknown id"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Leaves the namespace: `disconnecting` handlers, then rooms are left, then `disconnect`.
+    pub(crate) fn on_close(&self, reason: DisconnectReason) {
+        if !self.inner.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(sid = %self.inner.id, nsp = %self.inner.nsp.name, %reason, "socket disconnected");
+        // Without a task (never started), clean up here.
+        if self.inner.jobs.send(Job::Close(reason)).is_err() {
+            self.cleanup();
+        }
+    }
+
+    fn cleanup(&self) {
+        self.inner.nsp.adapter.del_all(&self.inner.id);
+        self.inner.nsp.remove_socket(&self.inner.id);
+        self.inner.client.remove_socket(self);
+        // Waiting emit_with_ack calls see `Disconnected`.
+        lock(&self.inner.acks).clear();
+    }
+
+    fn dispatch_event(&self, packet: Packet) -> Option<BoxFuture<'static, ()>> {
+        let Some(Value::Array(mut args)) = packet.data else {
+            return None;
+        };
+        if args.is_empty() {
+            return None;
+        }
+        let name = match args.remove(0) {
+            Value::String(name) => name,
+            other => other.to_string(),
+        };
+        let data = Data::new(args, packet.attachments);
+        let ack = packet.id.map(|id| AckSender {
+            socket: self.clone(),
+            id,
+        });
+        let handler = read(&self.inner.handlers).get(&name).cloned();
+        let any: Vec<AnyHandler> = read(&self.inner.any_handlers).clone();
+        // Catch-all listeners see the event first, as in the official server.
+        let mut futures: Vec<BoxFuture<'static, ()>> = Vec::new();
+        for h in any {
+            futures.push(h(self.clone(), name.clone(), data.clone()));
+        }
+        if let Some(handler) = handler {
+            futures.push(handler(self.clone(), data, ack));
+        }
+        match futures.len() {
+            0 => None,
+            1 => futures.pop(),
+            _ => Some(Box::pin(async move {
+                for f in futures {
+                    f.await;
+                }
+            })),
+        }
+    }
+
+    async fn close_sequence(self, reason: DisconnectReason) {
+        let disconnecting: Vec<_> = read(&self.inner.disconnecting_handlers).clone();
+        for handler in disconnecting {
+            handler(self.clone(), reason).await;
+        }
+        self.cleanup();
+        let disconnect: Vec<_> = read(&self.inner.disconnect_handlers).clone();
+        for handler in disconnect {
+            handler(self.clone(), reason).await;
+        }
+    }
+}
+
+/// Runs a socket's handlers: each starts in arrival order; slow ones do not hold back later ones.
+async fn run_jobs(socket: Socket, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut running: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some(job) = job else { break };
+                match job {
+                    Job::Connect(fut) => running.push(fut),
+                    Job::Event(packet) => {
+                        if let Some(fut) = socket.dispatch_event(packet) {
+                            running.push(fut);
+                        }
+                    }
+                    Job::Close(reason) => {
+                        running.push(Box::pin(socket.clone().close_sequence(reason)));
+                        // Nothing arrives after a close: finish what runs, then stop.
+                        while running.next().await.is_some() {}
+                        return;
+                    }
+                }
+            }
+            Some(()) = running.next(), if !running.is_empty() => {}
+        }
+    }
+    while running.next().await.is_some() {}
+}
+
+/// Answers one client acknowledgement; consumed by sending, so it answers at most once.
+#[derive(Debug)]
+pub struct AckSender {
+    socket: Socket,
+    id: u64,
+}
+
+impl AckSender {
+    /// Answers with arguments (see [`Data::from_serialize`]).
+    pub fn send<T: Serialize + ?Sized>(self, args: &T) -> Result<(), EmitError> {
+        self.send_data(Data::from_serialize(args)?)
+    }
+
+    /// Answers with prepared arguments.
+    pub fn send_data(self, data: Data) -> Result<(), EmitError> {
+        let kind = if data.attachments.is_empty() {
+            PacketType::Ack
+        } else {
+            PacketType::BinaryAck
+        };
+        let packet = Packet {
+            kind,
+            nsp: self.socket.inner.nsp.name.clone(),
+            id: Some(self.id),
+            data: Some(Value::Array(data.args)),
+            attachments: data.attachments,
+        };
+        if self.socket.send_frames(encode_frames(&packet)) {
+            Ok(())
+        } else {
+            Err(EmitError::Disconnected)
+        }
+    }
+}
+
+/// An EVENT (or BINARY_EVENT) packet for `event` with `data`.
+pub(crate) fn event_packet(nsp: &str, event: &str, data: Data, id: Option<u64>) -> Packet {
+    let mut args = Vec::with_capacity(data.args.len() + 1);
+    args.push(Value::String(event.to_owned()));
+    args.extend(data.args);
+    Packet {
+        kind: if data.attachments.is_empty() {
+            PacketType::Event
+        } else {
+            PacketType::BinaryEvent
+        },
+        nsp: nsp.to_owned(),
+        id,
+        data: Some(Value::Array(args)),
+        attachments: data.attachments,
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
