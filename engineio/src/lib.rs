@@ -53,6 +53,7 @@ mod server;
 pub mod session;
 mod sid;
 mod socket;
+mod stats;
 mod websocket;
 
 pub use config::{AllowRequest, Config, Refusal};
@@ -60,6 +61,7 @@ pub use cors::{AllowedOrigins, Cors};
 pub use handler::{ConnectionHandler, Handler, Message};
 pub use packet::{Frame, Packet, PacketError};
 pub use request::RequestInfo;
-pub use server::{serve_fn, Body, EngineIo, ErrorCode};
+pub use server::{serve_fn, serve_fn_until, Body, EngineIo, ErrorCode};
 pub use session::{CloseReason, TransportKind};
 pub use socket::{SendError, Socket};
+pub use stats::StatsSnapshot;

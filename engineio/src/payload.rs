@@ -32,7 +32,8 @@ pub fn decode(body: &str) -> impl Iterator<Item = Result<Packet, PacketError>> +
     body.split(SEPARATOR as char).map(decode_record)
 }
 
-fn decode_record(record: &str) -> Result<Packet, PacketError> {
+/// Decodes one record of a polling payload (the text between two separators).
+pub fn decode_record(record: &str) -> Result<Packet, PacketError> {
     match record.strip_prefix('b') {
         Some(encoded) => base64::engine::general_purpose::STANDARD
             .decode(encoded)

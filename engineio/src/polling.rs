@@ -160,8 +160,9 @@ async fn read_post(
     };
     // The official server reads the body as UTF-8 with replacement characters; so do we.
     let text = String::from_utf8_lossy(&bytes);
-    for record in payload::decode(&text) {
-        let packet = match record {
+    for record in text.split(payload::SEPARATOR as char) {
+        let wire_len = record.len();
+        let packet = match payload::decode_record(record) {
             Ok(packet) => packet,
             Err(err) => {
                 tracing::warn!(sid = %shared.id, %err, "undecodable polling payload: closing the session");
@@ -169,7 +170,7 @@ async fn read_post(
                 break;
             }
         };
-        if !apply_packet(shared, packet) {
+        if !apply_packet(shared, packet, wire_len) {
             break;
         }
     }
@@ -188,7 +189,8 @@ fn too_large(shared: &Arc<Shared>, limit: usize) -> Response<Body> {
 }
 
 /// Runs one packet through the state machine and acts on the answer; false once the session closed.
-pub(crate) fn apply_packet(shared: &Arc<Shared>, packet: Packet) -> bool {
+pub(crate) fn apply_packet(shared: &Arc<Shared>, packet: Packet, wire_len: usize) -> bool {
+    shared.stats.incoming(wire_len);
     let step = shared.lock().state.on_packet(Instant::now(), packet);
     match step {
         Step::Deliver(Packet::Message(text)) => shared.deliver(Message::Text(text)),

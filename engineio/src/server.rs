@@ -31,6 +31,7 @@ use crate::packet::Frame;
 use crate::request::{query_param, RequestInfo};
 use crate::session::{CloseReason, SessionState, TransportKind};
 use crate::socket::{Shared, Socket};
+use crate::stats::{Stats, StatsSnapshot};
 use crate::{polling, sid, websocket};
 
 /// The body type of every response the server makes.
@@ -120,6 +121,7 @@ pub(crate) struct ServerShared {
     handler: Arc<dyn Handler>,
     sessions: RwLock<HashMap<Arc<str>, Arc<Shared>>>,
     shutting_down: AtomicBool,
+    stats: Arc<Stats>,
 }
 
 impl ServerShared {
@@ -194,6 +196,7 @@ impl EngineIo {
                 handler,
                 sessions: RwLock::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
+                stats: Arc::default(),
             }),
         }
     }
@@ -217,6 +220,11 @@ impl EngineIo {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .len()
+    }
+
+    /// Traffic counters since the server started.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
     }
 
     /// The live session with this id.
@@ -422,6 +430,9 @@ impl EngineIo {
                 let _ = futures_util::SinkExt::close(&mut ws).await;
                 return;
             }
+            // The heartbeat task sleeps until its earliest deadline: wake it so that it also
+            // watches the upgrade deadline just set.
+            session.state_wake.notify_waiters();
             websocket::run_upgrade(session, ws).await;
         });
         response
@@ -472,6 +483,7 @@ impl EngineIo {
             info,
             state,
             Arc::downgrade(&self.shared),
+            self.shared.stats.clone(),
             config.max_buffered_bytes,
         ));
         self.shared
@@ -479,6 +491,7 @@ impl EngineIo {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, shared.clone());
+        self.shared.stats.handshake();
         tokio::spawn(shared.clone().drive_heartbeat());
         (shared, open)
     }
@@ -545,8 +558,28 @@ where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_fn_until(listener, service, std::future::pending()).await
+}
+
+/// Like [`serve_fn`], but stops accepting connections once `shutdown` completes (connections already
+/// accepted go on until they end).
+pub async fn serve_fn_until<F, Fut, S>(
+    listener: TcpListener,
+    service: F,
+    shutdown: S,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+    S: Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
     loop {
-        let (stream, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let (stream, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: wait instead of spinning or giving up.

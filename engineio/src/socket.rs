@@ -12,6 +12,7 @@ use crate::packet::Frame;
 use crate::request::RequestInfo;
 use crate::server::ServerShared;
 use crate::session::{CloseReason, SessionState, TimeoutAction, TransportKind};
+use crate::stats::Stats;
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +60,7 @@ pub(crate) struct Shared {
     /// Wakes the tasks that watch the session's state: it closed or an upgrade was abandoned.
     pub(crate) state_wake: Notify,
     pub(crate) server: Weak<ServerShared>,
+    pub(crate) stats: Arc<Stats>,
     max_buffered_bytes: usize,
 }
 
@@ -155,6 +157,7 @@ impl Shared {
         request: RequestInfo,
         state: SessionState,
         server: Weak<ServerShared>,
+        stats: Arc<Stats>,
         max_buffered_bytes: usize,
     ) -> Self {
         Shared {
@@ -174,6 +177,7 @@ impl Shared {
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
             server,
+            stats,
             max_buffered_bytes,
         }
     }
@@ -202,6 +206,7 @@ impl Shared {
             added += frame.len();
             core.queue.push_back(frame);
         }
+        self.stats.outgoing(core.queue.len() - before, added);
         core.queued_bytes += added;
         if !force && core.queued_bytes > self.max_buffered_bytes {
             let queued = core.queued_bytes;

@@ -109,7 +109,7 @@ async fn read_loop(shared: Arc<Shared>, mut stream: Stream) {
         match message {
             Some(Ok(WsMessage::Text(text))) => match Packet::decode_text(&text) {
                 Ok(packet) => {
-                    apply_packet(&shared, packet);
+                    apply_packet(&shared, packet, text.len());
                 }
                 Err(err) => {
                     tracing::warn!(sid = %shared.id, %err, "undecodable packet: closing the session");
@@ -117,7 +117,8 @@ async fn read_loop(shared: Arc<Shared>, mut stream: Stream) {
                 }
             },
             Some(Ok(WsMessage::Binary(data))) => {
-                apply_packet(&shared, Packet::Binary(data));
+                let len = data.len();
+                apply_packet(&shared, Packet::Binary(data), len);
             }
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
             Some(Ok(WsMessage::Close(_))) | None => {

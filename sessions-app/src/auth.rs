@@ -1,0 +1,446 @@
+//! Authentication: where the token comes from, and what it proves.
+//!
+//! The token is looked up, in this order, in the handshake `auth.token`, the `Authorization: Bearer`
+//! header and the `token` query parameter; the first present and non-empty one is used. It must be a
+//! JWT signed with the configured key, with a non-empty string `sub`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::Value;
+
+/// Why a connection is refused, as the client sees it in `sessions:error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// No token anywhere.
+    MissingToken,
+    /// A token that does not prove a user: malformed, badly signed, not yet valid, wrong issuer or
+    /// audience, a refused algorithm, or no usable `sub`.
+    InvalidToken,
+    /// A token whose `exp` has passed.
+    TokenExpired,
+    /// The user already has the maximum number of live sessions.
+    SessionLimit,
+    /// Another session of the same user signed this one out.
+    Revoked,
+}
+
+impl ErrorCode {
+    /// The code on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MissingToken => "missing_token",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::SessionLimit => "session_limit",
+            ErrorCode::Revoked => "revoked",
+        }
+    }
+
+    /// A sentence for people.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::MissingToken => "no token: send auth.token, an Authorization bearer header or a token query parameter",
+            ErrorCode::InvalidToken => "the token is not valid",
+            ErrorCode::TokenExpired => "the token has expired",
+            ErrorCode::SessionLimit => "too many live sessions for this user",
+            ErrorCode::Revoked => "this session was signed out from another session",
+        }
+    }
+
+    /// Every code, for metrics.
+    pub const ALL: [ErrorCode; 5] = [
+        ErrorCode::MissingToken,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::SessionLimit,
+        ErrorCode::Revoked,
+    ];
+}
+
+/// The token a handshake carries, by the contract's order of sources.
+///
+/// ```
+/// use sessions_app::auth::{extract_token, TokenLookup};
+/// let auth = serde_json::json!({ "token": "abc" });
+/// assert_eq!(extract_token(&auth, &http::HeaderMap::new(), None), TokenLookup::Found("abc"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLookup<'a> {
+    /// A token to verify.
+    Found(&'a str),
+    /// `auth.token` is present but not a string: a malformed token.
+    Malformed,
+    /// No token anywhere.
+    Missing,
+}
+
+/// Finds the token: `auth.token`, then `Authorization: Bearer`, then the `token` query parameter.
+pub fn extract_token<'a>(
+    auth: &'a Value,
+    headers: &'a HeaderMap,
+    query_token: Option<&'a str>,
+) -> TokenLookup<'a> {
+    match auth.get("token") {
+        Some(Value::String(token)) if !token.is_empty() => return TokenLookup::Found(token),
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return TokenLookup::Malformed,
+    }
+    if let Some(token) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+    {
+        return TokenLookup::Found(token);
+    }
+    match query_token {
+        Some(token) if !token.is_empty() => TokenLookup::Found(token),
+        _ => TokenLookup::Missing,
+    }
+}
+
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The key tokens are checked with.
+#[derive(Clone)]
+pub enum KeyMaterial {
+    /// An HMAC shared secret (HS256/384/512).
+    Secret(Vec<u8>),
+    /// An RSA public key (RS256/384/512, PS256/384/512).
+    Rsa(Vec<u8>),
+    /// An EC public key (ES256/384).
+    Ec(Vec<u8>),
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str(match self {
+            KeyMaterial::Secret(_) => "KeyMaterial::Secret(..)",
+            KeyMaterial::Rsa(_) => "KeyMaterial::Rsa(..)",
+            KeyMaterial::Ec(_) => "KeyMaterial::Ec(..)",
+        })
+    }
+}
+
+/// Why a key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The PEM is neither an RSA nor an EC public key.
+    #[error("not an RSA or EC public key in PEM form")]
+    UnsupportedKey,
+    /// A token could not be signed (only HMAC secrets can sign).
+    #[error("tokens can only be issued with a shared secret (--jwt-secret)")]
+    CannotSign,
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+impl KeyMaterial {
+    /// Reads a PEM public key, RSA or EC.
+    pub fn from_public_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        if DecodingKey::from_rsa_pem(pem).is_ok() {
+            Ok(KeyMaterial::Rsa(pem.to_vec()))
+        } else if DecodingKey::from_ec_pem(pem).is_ok() {
+            Ok(KeyMaterial::Ec(pem.to_vec()))
+        } else {
+            Err(KeyError::UnsupportedKey)
+        }
+    }
+
+    fn algorithms(&self) -> Vec<Algorithm> {
+        match self {
+            KeyMaterial::Secret(_) => vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            KeyMaterial::Rsa(_) => vec![
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+                Algorithm::PS384,
+                Algorithm::PS512,
+            ],
+            KeyMaterial::Ec(_) => vec![Algorithm::ES256, Algorithm::ES384],
+        }
+    }
+
+    fn decoding_key(&self) -> Result<DecodingKey, jsonwebtoken::errors::Error> {
+        match self {
+            KeyMaterial::Secret(secret) => Ok(DecodingKey::from_secret(secret)),
+            KeyMaterial::Rsa(pem) => DecodingKey::from_rsa_pem(pem),
+            KeyMaterial::Ec(pem) => DecodingKey::from_ec_pem(pem),
+        }
+    }
+}
+
+/// A verified token: who it is, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user (`sub`).
+    pub user: String,
+    /// When the token expires (`exp`), if it does.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Checks tokens against a key and the configured issuer and audience.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    material: KeyMaterial,
+    validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("key", &self.material)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier for this key; `issuer` and `audience`, when set, must match.
+    pub fn new(
+        material: KeyMaterial,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, KeyError> {
+        let key = material
+            .decoding_key()
+            .map_err(|_| KeyError::UnsupportedKey)?;
+        let algorithms = material.algorithms();
+        let mut validation = Validation::new(algorithms[0]);
+        // Only the algorithms of the configured key kind: `none` and algorithm confusion fail here.
+        validation.algorithms = algorithms;
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.required_spec_claims.clear();
+        match &issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Verifier {
+            key,
+            material,
+            validation,
+            issuer,
+            audience,
+        })
+    }
+
+    /// Verifies a token.
+    pub fn verify(&self, token: &str) -> Result<Identity, ErrorCode> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+            token,
+            &self.key,
+            &self.validation,
+        )
+        .map_err(|err| match err.kind() {
+            ErrorKind::ExpiredSignature => ErrorCode::TokenExpired,
+            _ => ErrorCode::InvalidToken,
+        })?;
+        let user = match data.claims.get("sub") {
+            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            _ => return Err(ErrorCode::InvalidToken),
+        };
+        let expires_at = match data.claims.get("exp") {
+            None => None,
+            Some(exp) => {
+                let secs = exp.as_f64().ok_or(ErrorCode::InvalidToken)?;
+                Some(UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)))
+            }
+        };
+        Ok(Identity { user, expires_at })
+    }
+
+    /// Signs a token for `sub` valid for `ttl`, with the configured issuer and audience.
+    pub fn issue(&self, sub: &str, ttl: Duration) -> Result<String, KeyError> {
+        let KeyMaterial::Secret(secret) = &self.material else {
+            return Err(KeyError::CannotSign);
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut claims = serde_json::json!({
+            "sub": sub,
+            "iat": now,
+            "exp": now + ttl.as_secs(),
+        });
+        if let Some(iss) = &self.issuer {
+            claims["iss"] = Value::String(iss.clone());
+        }
+        if let Some(aud) = &self.audience {
+            claims["aud"] = Value::String(aud.clone());
+        }
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, auth.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn sources_in_order() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            extract_token(&json!({"token": "a"}), &headers("Bearer b"), Some("c")),
+            TokenLookup::Found("a")
+        );
+        assert_eq!(
+            extract_token(&json!({"token": ""}), &headers("Bearer b"), Some("c")),
+            TokenLookup::Found("b")
+        );
+        assert_eq!(
+            extract_token(&json!({}), &headers("bearer  b "), Some("c")),
+            TokenLookup::Found("b")
+        );
+        assert_eq!(
+            extract_token(&json!({}), &headers("Basic x"), Some("c")),
+            TokenLookup::Found("c")
+        );
+        assert_eq!(
+            extract_token(&json!({}), &headers("Bearer "), Some("")),
+            TokenLookup::Missing
+        );
+        assert_eq!(extract_token(&json!({}), &none, None), TokenLookup::Missing);
+        assert_eq!(
+            extract_token(&json!({"token": 5}), &none, None),
+            TokenLookup::Malformed
+        );
+        assert_eq!(
+            extract_token(&json!("str"), &none, Some("q")),
+            TokenLookup::Found("q")
+        );
+    }
+
+    fn verifier(iss: Option<&str>, aud: Option<&str>) -> Verifier {
+        Verifier::new(
+            KeyMaterial::Secret(b"secret".to_vec()),
+            iss.map(str::to_owned),
+            aud.map(str::to_owned),
+        )
+        .unwrap()
+    }
+
+    fn sign(claims: Value, secret: &[u8], alg: Algorithm) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn accepts_a_good_token_and_issues_one() {
+        let v = verifier(Some("me"), Some("app"));
+        let token = v.issue("alice", Duration::from_secs(60)).unwrap();
+        assert_eq!(v.verify(&token).unwrap().user, "alice");
+        let hs512 = sign(
+            json!({"sub": "bob", "iss": "me", "aud": "app"}),
+            b"secret",
+            Algorithm::HS512,
+        );
+        assert_eq!(v.verify(&hs512).unwrap().user, "bob");
+    }
+
+    #[test]
+    fn classifies_bad_tokens() {
+        let v = verifier(Some("me"), Some("app"));
+        let good = json!({"sub": "a", "iss": "me", "aud": "app", "exp": now() + 60});
+        assert_eq!(
+            v.verify(&sign(good.clone(), b"other", Algorithm::HS256)),
+            Err(ErrorCode::InvalidToken)
+        );
+        let mut expired = good.clone();
+        expired["exp"] = json!(now() - 5);
+        assert_eq!(
+            v.verify(&sign(expired, b"secret", Algorithm::HS256)),
+            Err(ErrorCode::TokenExpired)
+        );
+        let mut future = good.clone();
+        future["nbf"] = json!(now() + 600);
+        assert_eq!(
+            v.verify(&sign(future, b"secret", Algorithm::HS256)),
+            Err(ErrorCode::InvalidToken)
+        );
+        let mut wrong_iss = good.clone();
+        wrong_iss["iss"] = json!("you");
+        assert_eq!(
+            v.verify(&sign(wrong_iss, b"secret", Algorithm::HS256)),
+            Err(ErrorCode::InvalidToken)
+        );
+        let mut wrong_aud = good.clone();
+        wrong_aud["aud"] = json!("other");
+        assert_eq!(
+            v.verify(&sign(wrong_aud, b"secret", Algorithm::HS256)),
+            Err(ErrorCode::InvalidToken)
+        );
+        for sub in [json!(""), json!(5), Value::Null] {
+            let mut bad = good.clone();
+            bad["sub"] = sub;
+            assert_eq!(
+                v.verify(&sign(bad, b"secret", Algorithm::HS256)),
+                Err(ErrorCode::InvalidToken)
+            );
+        }
+        assert_eq!(v.verify("not.a.jwt"), Err(ErrorCode::InvalidToken));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        use base64::Engine as _;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&json!({"sub": "a"}))
+        );
+        assert_eq!(
+            verifier(None, None).verify(&token),
+            Err(ErrorCode::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn audience_is_ignored_when_not_configured() {
+        let token = sign(json!({"sub": "a", "aud": "x"}), b"secret", Algorithm::HS256);
+        assert_eq!(verifier(None, None).verify(&token).unwrap().user, "a");
+    }
+}
