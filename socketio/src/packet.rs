@@ -448,6 +448,14 @@ mod tests {
     }
 
     #[test]
+    fn floats_round_trip_exactly() {
+        // Found by the sio_packet fuzz target: JavaScript parses floats correctly rounded, so must we.
+        let p = decode("26[\"q\",5E57,9]").unwrap();
+        assert_eq!(decode(&p.encode()).unwrap(), p);
+        assert_eq!(p.data.unwrap()[1].as_f64(), Some(5e57));
+    }
+
+    #[test]
     fn numeric_event_names_are_allowed() {
         assert!(decode("2[1,2]").is_ok());
     }
