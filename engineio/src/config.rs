@@ -55,6 +55,8 @@ pub struct Config {
     pub max_buffered_bytes: usize,
     /// Sessions the server holds at once; further handshakes get `503` (default: no limit).
     pub max_sessions: usize,
+    /// New sessions per second; further handshakes in the same second get `503` (default: no limit).
+    pub max_handshakes_per_second: u32,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             allow_request: None,
             max_buffered_bytes: 16 << 20,
             max_sessions: usize::MAX,
+            max_handshakes_per_second: u32::MAX,
         }
     }
 }
@@ -91,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("allow_request", &self.allow_request.is_some())
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("max_sessions", &self.max_sessions)
+            .field("max_handshakes_per_second", &self.max_handshakes_per_second)
             .finish()
     }
 }

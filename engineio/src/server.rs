@@ -122,6 +122,8 @@ pub(crate) struct ServerShared {
     sessions: RwLock<HashMap<Arc<str>, Arc<Shared>>>,
     shutting_down: AtomicBool,
     stats: Arc<Stats>,
+    /// Start of the current one-second window and the handshakes admitted in it.
+    handshake_window: std::sync::Mutex<(Instant, u32)>,
 }
 
 impl ServerShared {
@@ -197,6 +199,7 @@ impl EngineIo {
                 sessions: RwLock::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 stats: Arc::default(),
+                handshake_window: std::sync::Mutex::new((Instant::now(), 0)),
             }),
         }
     }
@@ -355,10 +358,12 @@ impl EngineIo {
         }
         if self.shared.shutting_down.load(Ordering::Relaxed)
             || self.session_count() >= config.max_sessions
+            || !self.admit_handshake()
         {
             tracing::warn!(
-                limit = config.max_sessions,
-                "handshake refused: too many sessions"
+                max_sessions = config.max_sessions,
+                max_per_second = config.max_handshakes_per_second,
+                "handshake refused: server at its session or handshake-rate limit"
             );
             let mut response = plain_response(StatusCode::SERVICE_UNAVAILABLE, "");
             response
@@ -455,6 +460,28 @@ impl EngineIo {
                 None
             }
         }
+    }
+
+    /// Counts a handshake against the per-second limit; false when over it.
+    fn admit_handshake(&self) -> bool {
+        let limit = self.shared.config.max_handshakes_per_second;
+        if limit == u32::MAX {
+            return true;
+        }
+        let now = Instant::now();
+        let mut window = self
+            .shared
+            .handshake_window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if now.duration_since(window.0) >= Duration::from_secs(1) {
+            *window = (now, 0);
+        }
+        if window.1 >= limit {
+            return false;
+        }
+        window.1 += 1;
+        true
     }
 
     /// Creates a session and its open packet.

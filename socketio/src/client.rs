@@ -51,6 +51,12 @@ impl Client {
         client
     }
 
+    pub(crate) fn max_pending_acks(&self) -> usize {
+        self.server
+            .upgrade()
+            .map_or(0, |s| s.config.max_pending_acks)
+    }
+
     fn send_packet(&self, packet: &Packet) {
         let _ = self.engine.send_frames(encode_frames(packet));
     }

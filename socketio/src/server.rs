@@ -36,6 +36,8 @@ pub struct Config {
     pub max_attachments: usize,
     /// Namespaces one connection may join at once (default 64).
     pub max_namespaces_per_connection: usize,
+    /// Acknowledgements the server may await from one socket at once (default 10,000).
+    pub max_pending_acks: usize,
     /// Builds each namespace's adapter (default: [`LocalAdapter`]).
     pub adapter: AdapterFactory,
 }
@@ -49,6 +51,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(45),
             max_attachments: 100,
             max_namespaces_per_connection: 64,
+            max_pending_acks: 10_000,
             adapter: Arc::new(|nsp| Arc::new(LocalAdapter::new(nsp))),
         }
     }

@@ -100,6 +100,9 @@ pub enum AckError {
     /// The socket disconnected before answering.
     #[error("the socket disconnected before answering")]
     Disconnected,
+    /// Too many acknowledgements are already awaited from this socket (`max_pending_acks`).
+    #[error("too many acknowledgements pending for this socket")]
+    TooManyPending,
     /// The arguments could not be serialized to JSON.
     #[error("arguments are not serializable: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -297,7 +300,9 @@ impl Socket {
         }
         let id = self.inner.nsp.next_ack_id();
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.acks).insert(id, AckSlot::Single(tx));
+        if !self.insert_ack(id, AckSlot::Single(tx)) {
+            return Err(AckError::TooManyPending);
+        }
         let packet = event_packet(&self.inner.nsp.name, event, data, Some(id));
         if !self.send_frames(encode_frames(&packet)) {
             self.forget_ack(id);
@@ -409,10 +414,17 @@ impl Socket {
         id: u64,
         tx: mpsc::UnboundedSender<(String, Data)>,
     ) -> bool {
-        if !self.connected() {
+        self.connected() && self.insert_ack(id, AckSlot::Broadcast(tx))
+    }
+
+    /// Records an awaited acknowledgement unless `max_pending_acks` are already awaited.
+    fn insert_ack(&self, id: u64, slot: AckSlot) -> bool {
+        let mut acks = lock(&self.inner.acks);
+        if acks.len() >= self.inner.client.max_pending_acks() {
+            tracing::warn!(sid = %self.inner.id, pending = acks.len(), "too many pending acknowledgements");
             return false;
         }
-        lock(&self.inner.acks).insert(id, AckSlot::Broadcast(tx));
+        acks.insert(id, slot);
         true
     }
 
