@@ -10,6 +10,10 @@ use engineio::{CloseReason, ConnectionHandler, Cors, EngineIo, Handler, Message}
 use serde_json::{json, Value};
 use socketio::{ConnectError, Data, DisconnectReason, Socket, SocketIo};
 
+// jemalloc hands freed memory back to the system, so RSS returns near its baseline after load.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Command line of the conformance server.
 #[derive(Debug, Parser)]
 #[command(

@@ -7,6 +7,10 @@ use clap::Parser;
 use sessions_app::config::{Cli, Command};
 use sessions_app::{verifier_from, Server};
 
+// jemalloc hands freed memory back to the system, so RSS returns near its baseline after load.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,0 +1,289 @@
+//! The handshake: the open packet over polling and over WebSocket, and every official error answer
+//! (codes 0–5), including the plain 400 a WebSocket upgrade request gets before any `101`.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engineio::{Config, Refusal};
+use serde_json::Value;
+use support::*;
+use tokio_tungstenite::tungstenite;
+
+fn assert_sid(sid: &str) {
+    assert_eq!(sid.len(), 20, "sid {sid:?}");
+    assert!(
+        sid.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+        "sid {sid:?} is not URL-safe"
+    );
+}
+
+fn assert_open_keys(open: &Value) {
+    let mut keys: Vec<&str> = open
+        .as_object()
+        .expect("open JSON is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "maxPayload",
+            "pingInterval",
+            "pingTimeout",
+            "sid",
+            "upgrades"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn polling_open_packet() {
+    let mut config = Config::default();
+    config.ping_interval = Duration::from_millis(1234);
+    config.ping_timeout = Duration::from_millis(567);
+    config.max_http_buffer_size = 4321;
+    let server = start(config).await;
+    let response = server.get(POLLING_HANDSHAKE).await;
+    assert_eq!(response.status, 200);
+    let body = response.text();
+    assert!(body.starts_with('0'), "{body:?}");
+    let open = parse_open(&body);
+    assert_open_keys(&open);
+    assert_sid(open["sid"].as_str().unwrap());
+    assert_eq!(open["upgrades"], serde_json::json!(["websocket"]));
+    assert_eq!(open["pingInterval"], 1234);
+    assert_eq!(open["pingTimeout"], 567);
+    assert_eq!(open["maxPayload"], 4321);
+    assert_eq!(server.engine.session_count(), 1);
+    assert!(server
+        .engine
+        .socket(open["sid"].as_str().unwrap())
+        .is_some());
+}
+
+#[tokio::test]
+async fn default_open_packet_values() {
+    let server = start_default().await;
+    let (_, open) = server.handshake().await;
+    assert_eq!(open["pingInterval"], 25_000);
+    assert_eq!(open["pingTimeout"], 20_000);
+    assert_eq!(open["maxPayload"], 1_000_000);
+}
+
+#[tokio::test]
+async fn session_ids_are_distinct() {
+    let server = start_default().await;
+    let (a, _) = server.handshake().await;
+    let (b, _) = server.handshake().await;
+    assert_ne!(a, b);
+    assert_eq!(server.engine.session_count(), 2);
+}
+
+#[tokio::test]
+async fn no_upgrades_advertised_when_upgrades_are_off() {
+    let mut config = Config::default();
+    config.allow_upgrades = false;
+    let server = start(config).await;
+    let (_, open) = server.handshake().await;
+    assert_eq!(open["upgrades"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn websocket_open_packet_has_no_upgrades() {
+    let server = start_default().await;
+    let (_ws, sid, open) = server.ws_session().await;
+    assert_open_keys(&open);
+    assert_sid(&sid);
+    assert_eq!(open["upgrades"], serde_json::json!([]));
+    assert_eq!(open["maxPayload"], 1_000_000);
+    assert!(server.engine.socket(&sid).is_some());
+}
+
+#[tokio::test]
+async fn unknown_transport_is_code_0() {
+    let server = start_default().await;
+    server
+        .get("EIO=4&transport=carrier-pigeon")
+        .await
+        .assert_error(400, 0, "Transport unknown");
+    server
+        .get("EIO=4")
+        .await
+        .assert_error(400, 0, "Transport unknown");
+    assert_eq!(server.engine.session_count(), 0);
+}
+
+#[tokio::test]
+async fn disabled_transport_is_code_0() {
+    let mut config = Config::default();
+    config.allow_polling = false;
+    let server = start(config).await;
+    server
+        .get(POLLING_HANDSHAKE)
+        .await
+        .assert_error(400, 0, "Transport unknown");
+}
+
+#[tokio::test]
+async fn unknown_sid_is_code_1() {
+    let server = start_default().await;
+    server
+        .get(&polling("AAAAAAAAAAAAAAAAAAAA"))
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    server
+        .post(&polling("AAAAAAAAAAAAAAAAAAAA"), "4x")
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+}
+
+#[tokio::test]
+async fn handshake_with_another_method_is_code_2() {
+    let server = start_default().await;
+    server
+        .post(POLLING_HANDSHAKE, "4hello")
+        .await
+        .assert_error(400, 2, "Bad handshake method");
+    server
+        .request("PUT", POLLING_HANDSHAKE, &[], b"4hello")
+        .await
+        .assert_error(400, 2, "Bad handshake method");
+    assert_eq!(server.engine.session_count(), 0);
+}
+
+#[tokio::test]
+async fn websocket_transport_without_upgrade_is_code_3() {
+    let server = start_default().await;
+    server
+        .get(WS_HANDSHAKE)
+        .await
+        .assert_error(400, 3, "Bad request");
+    assert_eq!(server.engine.session_count(), 0);
+}
+
+#[tokio::test]
+async fn refused_by_allow_request_is_403_code_4() {
+    let mut config = Config::default();
+    config.allow_request = Some(Arc::new(|parts: &http::request::Parts, _| {
+        if parts.headers.contains_key("x-let-me-in") {
+            Ok(())
+        } else {
+            Err(Refusal::default())
+        }
+    }));
+    let server = start(config).await;
+    server
+        .get(POLLING_HANDSHAKE)
+        .await
+        .assert_error(403, 4, "Forbidden");
+    assert_eq!(server.engine.session_count(), 0);
+    let allowed = server
+        .request("GET", POLLING_HANDSHAKE, &[("x-let-me-in", "1")], b"")
+        .await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(server.engine.session_count(), 1);
+}
+
+#[tokio::test]
+async fn refusal_message_is_the_error_message() {
+    let mut config = Config::default();
+    config.allow_request = Some(Arc::new(|_: &http::request::Parts, _| {
+        Err(Refusal {
+            message: Some("not today".to_owned()),
+        })
+    }));
+    let server = start(config).await;
+    server
+        .get(POLLING_HANDSHAKE)
+        .await
+        .assert_error(403, 4, "not today");
+}
+
+#[tokio::test]
+async fn missing_or_wrong_eio_is_code_5() {
+    let server = start_default().await;
+    for query in [
+        "transport=polling",
+        "EIO=3&transport=polling",
+        "EIO=5&transport=polling",
+        "EIO=abc&transport=polling",
+    ] {
+        server
+            .get(query)
+            .await
+            .assert_error(400, 5, "Unsupported protocol version");
+    }
+    assert_eq!(server.engine.session_count(), 0);
+}
+
+#[tokio::test]
+async fn other_paths_are_404() {
+    let server = start_default().await;
+    let response = support::http(
+        server.addr,
+        "GET",
+        "/elsewhere/?EIO=4&transport=polling",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 404);
+}
+
+fn http_status(err: tungstenite::Error) -> u16 {
+    match err {
+        tungstenite::Error::Http(response) => response.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_upgrade_with_bad_eio_is_refused_before_101() {
+    let server = start_default().await;
+    for query in ["transport=websocket", "EIO=3&transport=websocket"] {
+        let err = server.ws(query).await.expect_err("no 101");
+        assert_eq!(http_status(err), 400);
+    }
+    assert_eq!(server.engine.session_count(), 0);
+    assert!(server.record.connections.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn websocket_upgrade_with_bad_transport_is_refused_before_101() {
+    let server = start_default().await;
+    for query in ["EIO=4&transport=nope", "EIO=4"] {
+        let err = server.ws(query).await.expect_err("no 101");
+        assert_eq!(http_status(err), 400);
+    }
+    // An upgrade request naming an unknown session is refused as well.
+    let err = server
+        .ws("EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAAAAAA")
+        .await
+        .expect_err("no 101");
+    assert_eq!(http_status(err), 400);
+    assert_eq!(server.engine.session_count(), 0);
+}
+
+#[tokio::test]
+async fn websocket_upgrade_refusal_body_is_the_message() {
+    let server = start_default().await;
+    let headers = [
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let response = server
+        .request("GET", "EIO=3&transport=websocket", &headers, b"")
+        .await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.text(), "Unsupported protocol version");
+    let response = server
+        .request("GET", "EIO=4&transport=nope", &headers, b"")
+        .await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.text(), "Transport unknown");
+}

@@ -1,0 +1,160 @@
+//! Direct WebSocket sessions: the open packet comes first as a text frame, text packets travel as
+//! text frames and binary ones as binary frames, and a message over `maxHttpBufferSize` closes the
+//! connection with close code 1009.
+
+mod support;
+
+use engineio::{CloseReason, Config, Message, TransportKind};
+use support::*;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+#[tokio::test]
+async fn open_packet_is_the_first_text_frame() {
+    let server = start_default().await;
+    let mut ws = server.ws(WS_HANDSHAKE).await.unwrap();
+    let first = recv_text(&mut ws).await;
+    assert!(first.starts_with("0{"), "{first:?}");
+    let open = parse_open(&first);
+    let sid = open["sid"].as_str().unwrap();
+    assert_eq!(
+        server.engine.socket(sid).unwrap().transport(),
+        TransportKind::WebSocket
+    );
+    assert_eq!(*server.record.connections.lock().unwrap(), [sid.to_owned()]);
+}
+
+#[tokio::test]
+async fn text_is_echoed_as_text_frames() {
+    let server = start_default().await;
+    let (mut ws, sid, _) = server.ws_session().await;
+    send_text(&mut ws, "4hello").await;
+    send_text(&mut ws, "4héllo 😀").await;
+    assert_eq!(recv_text(&mut ws).await, "4hello");
+    assert_eq!(recv_text(&mut ws).await, "4héllo 😀");
+    let messages = server.record.messages.lock().unwrap().clone();
+    assert_eq!(
+        messages,
+        [
+            (sid.clone(), Message::Text("hello".into())),
+            (sid, Message::Text("héllo 😀".into()))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn binary_is_echoed_as_binary_frames() {
+    let server = start_default().await;
+    let (mut ws, _, _) = server.ws_session().await;
+    send_binary(&mut ws, &[0, 1, 2, 255]).await;
+    assert_eq!(recv_binary(&mut ws).await, [0, 1, 2, 255]);
+    // A binary frame is raw bytes: no type digit, no base64.
+    send_binary(&mut ws, b"4abc").await;
+    assert_eq!(recv_binary(&mut ws).await, b"4abc");
+    let messages: Vec<Message> = server
+        .record
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            Message::Binary(vec![0u8, 1, 2, 255].into()),
+            Message::Binary(b"4abc".to_vec().into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn server_sends_text_and_binary_in_order() {
+    let server = start_default().await;
+    let (mut ws, sid, _) = server.ws_session().await;
+    let socket = server.socket(&sid);
+    socket.send_text("a").unwrap();
+    socket.send_binary(vec![9u8].into()).unwrap();
+    socket.send_text("b").unwrap();
+    assert_eq!(recv_text(&mut ws).await, "4a");
+    assert_eq!(recv_binary(&mut ws).await, [9]);
+    assert_eq!(recv_text(&mut ws).await, "4b");
+}
+
+#[tokio::test]
+async fn message_over_the_limit_closes_with_1009() {
+    let mut config = Config::default();
+    config.max_http_buffer_size = 1000;
+    let server = start(config).await;
+    let (mut ws, sid, open) = server.ws_session().await;
+    assert_eq!(open["maxPayload"], 1000);
+    // At the limit: fine.
+    let fits = format!("4{}", "x".repeat(999));
+    send_text(&mut ws, &fits).await;
+    assert_eq!(recv_text(&mut ws).await, fits);
+    // Over it: closed with 1009 (message too big).
+    send_text(&mut ws, &format!("4{}", "x".repeat(5000))).await;
+    let (frame, texts) = recv_close(&mut ws, WAIT).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    let frame = frame.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1009);
+    assert_eq!(
+        server.wait_close(&sid, WAIT).await,
+        CloseReason::TransportError
+    );
+    server.wait_session_count(0, WAIT).await;
+    // Only the message that fitted reached the application.
+    assert_eq!(server.record.messages.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn binary_message_over_the_limit_closes_with_1009() {
+    let mut config = Config::default();
+    config.max_http_buffer_size = 1000;
+    let server = start(config).await;
+    let (mut ws, sid, _) = server.ws_session().await;
+    send_binary(&mut ws, &vec![7u8; 4000]).await;
+    let (frame, _) = recv_close(&mut ws, WAIT).await;
+    assert_eq!(u16::from(frame.expect("a close frame").code), 1009);
+    server.wait_close(&sid, WAIT).await;
+    server.wait_session_count(0, WAIT).await;
+}
+
+#[tokio::test]
+async fn undecodable_text_frame_closes_the_session() {
+    let server = start_default().await;
+    let (mut ws, sid, _) = server.ws_session().await;
+    send_text(&mut ws, "9nope").await;
+    let _ = recv_close(&mut ws, WAIT).await;
+    assert_eq!(server.wait_close(&sid, WAIT).await, CloseReason::ParseError);
+    server.wait_session_count(0, WAIT).await;
+}
+
+#[tokio::test]
+async fn dropping_the_connection_closes_the_session() {
+    let server = start_default().await;
+    let (ws, sid, _) = server.ws_session().await;
+    drop(ws);
+    let reason = server.wait_close(&sid, WAIT).await;
+    assert!(
+        matches!(
+            reason,
+            CloseReason::TransportClose | CloseReason::TransportError
+        ),
+        "{reason:?}"
+    );
+    server.wait_session_count(0, WAIT).await;
+}
+
+#[tokio::test]
+async fn websocket_close_frame_is_a_transport_close() {
+    let server = start_default().await;
+    let (mut ws, sid, _) = server.ws_session().await;
+    futures_util::SinkExt::send(&mut ws, WsMessage::Close(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.wait_close(&sid, WAIT).await,
+        CloseReason::TransportClose
+    );
+    server.wait_session_count(0, WAIT).await;
+}
