@@ -225,12 +225,20 @@ impl Verifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.required_spec_claims.clear();
+        // A configured issuer or audience must be present, not just match when present: otherwise a
+        // token minted for another service with the same key would pass.
         match &issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                validation.required_spec_claims.insert("iss".to_owned());
+            }
             None => validation.iss = None,
         }
         match &audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".to_owned());
+            }
             None => validation.validate_aud = false,
         }
         Ok(Verifier {

@@ -167,29 +167,36 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` completes; then tells every client the server is going
-    /// away (an Engine.IO close) and gives the goodbyes a moment to leave.
+    /// away (an Engine.IO close) and keeps answering while the goodbyes drain — a polling client
+    /// between two polls needs one more request to hear it — before it stops accepting.
     pub async fn serve_until(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let server = self.clone();
+        let io = self.io.clone();
+        let drained = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing every connection");
+            // New handshakes get 503 from here on; every session is closed with its queue flushed.
+            io.shutdown();
+            // Well under the 10 s contract.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+            while io.engine().session_count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        };
         engineio::serve_fn_until(
             listener,
             move |request, remote| {
                 let server = server.clone();
                 async move { server.handle(request, remote).await }
             },
-            shutdown,
+            drained,
         )
         .await?;
-        tracing::info!("shutting down: closing every connection");
-        self.io.shutdown();
-        // Let the close packets and frames leave; bounded well under the 10 s contract.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while self.io.engine().session_count() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // Let the last close frames leave their sockets.
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok(())
     }
