@@ -75,11 +75,17 @@ fn split_first(data: &Data) -> (Value, Data) {
     (first, rest)
 }
 
-fn room_name(value: &Value) -> String {
+/// A room argument: one name, or an array of names as the official `to()` / `except()` take.
+fn room_names(value: &Value) -> Vec<String> {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Array(items) => items.iter().flat_map(room_names).collect(),
+        Value::String(s) => vec![s.clone()],
+        other => vec![other.to_string()],
     }
+}
+
+fn room_name(value: &Value) -> String {
+    room_names(value).into_iter().next().unwrap_or_default()
 }
 
 /// The rooms a socket was in when it started disconnecting, without its own id room.
@@ -140,7 +146,11 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         let io = io_room.clone();
         async move {
             let (room, rest) = split_first(&data);
-            io.to(room_name(&room)).emit_data("room-message", rest);
+            let mut target = io.of("/").to_all();
+            for room in room_names(&room) {
+                target = target.to(room);
+            }
+            target.emit_data("room-message", rest);
         }
     });
     let io_except = io.clone();
@@ -149,14 +159,23 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         async move {
             let (room, rest) = split_first(&data);
             let (except, rest) = split_first(&rest);
-            io.to(room_name(&room))
-                .except(room_name(&except))
-                .emit_data("room-message", rest);
+            let mut target = io.of("/").to_all();
+            for room in room_names(&room) {
+                target = target.to(room);
+            }
+            for room in room_names(&except) {
+                target = target.except(room);
+            }
+            target.emit_data("room-message", rest);
         }
     });
     socket.on("socket-to-room", |socket, data, _| async move {
         let (room, rest) = split_first(&data);
-        socket.to(room_name(&room)).emit_data("room-message", rest);
+        let mut target = socket.broadcast();
+        for room in room_names(&room) {
+            target = target.to(room);
+        }
+        target.emit_data("room-message", rest);
     });
     socket.on("volatile", |socket, data, _| async move {
         socket.volatile().emit_data("volatile-back", data);
@@ -223,13 +242,17 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
+        // Absent headers are left out, as `undefined` is by JSON.stringify.
+        let mut headers = serde_json::Map::new();
+        for name in ["user-agent", "x-custom"] {
+            if let Some(value) = hs.header(name) {
+                headers.insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+        }
         let info = json!({
             "auth": hs.auth,
             "query": query,
-            "headers": {
-                "user-agent": hs.header("user-agent"),
-                "x-custom": hs.header("x-custom"),
-            },
+            "headers": headers,
             "url": hs.url,
             "secure": hs.secure,
             "xdomain": hs.xdomain,

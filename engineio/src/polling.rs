@@ -59,9 +59,12 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
         core.close_packet_pending = false;
         let mut frames = Shared::take_queue(core);
         frames.push(Frame::Text(Bytes::from_static(b"1")));
-        // Forgetting takes the server's table lock: never under the session lock, so defer it.
-        let shared = shared.clone();
-        tokio::spawn(async move { shared.forget() });
+        if core.lingering {
+            core.lingering = false;
+            // The heartbeat task forgets the session; it takes the server's table lock, which must
+            // never be taken under the session lock.
+            shared.state_wake.notify_waiters();
+        }
         return Some(payload_response(payload::encode(&frames)));
     }
     if core.state.transport() == TransportKind::WebSocket {

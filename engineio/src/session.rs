@@ -196,6 +196,11 @@ impl SessionState {
         }
     }
 
+    /// The timings the session runs with.
+    pub fn timings(&self) -> Timings {
+        self.timings
+    }
+
     /// The transport the session currently lives on.
     pub fn transport(&self) -> TransportKind {
         self.transport

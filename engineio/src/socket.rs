@@ -24,7 +24,8 @@ pub enum SendError {
 }
 
 /// How long a session closed by the server waits for the polling client's next request, which carries
-/// the close packet, before it is forgotten (the official server's `closeTimeout`).
+/// the close packet, before it is forgotten (the official server's `closeTimeout`). Like the official
+/// server, a client that does not come back within pingInterval + pingTimeout is not waited for longer.
 const CLOSE_PACKET_GRACE: Duration = Duration::from_secs(30);
 
 /// A handle to one Engine.IO session: cheap to clone, usable from any task.
@@ -79,6 +80,9 @@ pub(crate) struct Core {
     pub(crate) ws_close_code: Option<u16>,
     /// The close path ran (the application was told, the transports woken).
     pub(crate) finished: bool,
+    /// Closed by the server while no poll was waiting: the session stays reachable until the
+    /// client's next poll carries the close packet (bounded by `CLOSE_PACKET_GRACE`).
+    pub(crate) lingering: bool,
 }
 
 impl Socket {
@@ -173,6 +177,7 @@ impl Shared {
                 close_packet_pending: false,
                 ws_close_code: None,
                 finished: false,
+                lingering: false,
             }),
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
@@ -254,6 +259,7 @@ impl Shared {
             // A polling client learns of a server-side close from its next poll: keep the session
             // reachable until then (bounded by CLOSE_PACKET_GRACE).
             let forget_now = !(polling && flush && !core.poll_active);
+            core.lingering = !forget_now;
             (core.handler.take(), forget_now, reason)
         };
         tracing::debug!(sid = %self.id, %reason, "session closed");
@@ -305,9 +311,18 @@ impl Shared {
                 None => notified.await,
             }
         }
-        // A server-side close on polling waits for the client's next poll to carry the close packet.
-        if self.lock().close_packet_pending {
-            tokio::time::sleep(CLOSE_PACKET_GRACE).await;
+        // A server-side close on polling waits for the client's next poll to carry the close packet;
+        // that poll (or the grace running out) ends the wait.
+        let delivered = self.state_wake.notified();
+        tokio::pin!(delivered);
+        delivered.as_mut().enable();
+        let (lingering, timings) = {
+            let core = self.lock();
+            (core.lingering, core.state.timings())
+        };
+        if lingering {
+            let grace = CLOSE_PACKET_GRACE.min(timings.ping_interval + timings.ping_timeout);
+            let _ = tokio::time::timeout(grace, delivered).await;
             self.forget();
         }
     }

@@ -306,6 +306,9 @@ fn payload_is_valid(kind: PacketType, data: Option<&Value>) -> bool {
 #[derive(Debug, Default)]
 pub struct BinaryCollector {
     pending: Option<(Packet, usize)>,
+    /// A binary packet announced zero attachments: the official decoder then still waits for binary
+    /// data that can never complete it, so whatever comes next is refused.
+    stuck: bool,
 }
 
 /// What [`BinaryCollector`] made of a message.
@@ -320,27 +323,34 @@ pub enum Collected {
 impl BinaryCollector {
     /// Whether attachments are awaited.
     pub fn is_collecting(&self) -> bool {
-        self.pending.is_some()
+        self.pending.is_some() || self.stuck
     }
 
     /// Takes a text message.
     pub fn text(&mut self, text: &str, max_attachments: usize) -> Result<Collected, DecodeError> {
-        if self.pending.is_some() {
+        if self.is_collecting() {
             return Err(DecodeError::UnexpectedText);
         }
         let Header {
             packet,
             expected_attachments,
         } = Packet::decode(text, max_attachments)?;
-        if packet.kind.is_binary() && expected_attachments > 0 {
-            self.pending = Some((packet, expected_attachments));
-            return Ok(Collected::Incomplete);
+        if packet.kind.is_binary() {
+            if expected_attachments == 0 {
+                self.stuck = true;
+            } else {
+                self.pending = Some((packet, expected_attachments));
+                return Ok(Collected::Incomplete);
+            }
         }
         Ok(Collected::Packet(packet))
     }
 
     /// Takes a binary message (one attachment).
     pub fn binary(&mut self, data: Bytes) -> Result<Collected, DecodeError> {
+        if self.stuck {
+            return Err(DecodeError::UnexpectedBinary);
+        }
         let (packet, expected) = self.pending.as_mut().ok_or(DecodeError::UnexpectedBinary)?;
         packet.attachments.push(data);
         if packet.attachments.len() < *expected {
@@ -474,6 +484,14 @@ mod tests {
             Collected::Packet(p) => assert_eq!(p.attachments.len(), 2),
             other => panic!("{other:?}"),
         }
+        assert_eq!(c.binary(Bytes::new()), Err(DecodeError::UnexpectedBinary));
+    }
+
+    #[test]
+    fn zero_attachments_leave_the_decoder_waiting() {
+        let mut c = BinaryCollector::default();
+        assert!(matches!(c.text("50-[\"x\"]", 10), Ok(Collected::Packet(_))));
+        assert_eq!(c.text("2[\"y\"]", 10), Err(DecodeError::UnexpectedText));
         assert_eq!(c.binary(Bytes::new()), Err(DecodeError::UnexpectedBinary));
     }
 

@@ -32,7 +32,8 @@ pub struct Config {
     pub engine: engineio::Config,
     /// Time a connection has to join a namespace before it is closed (default 45 s).
     pub connect_timeout: Duration,
-    /// Attachments one packet may announce; more closes the connection (default 100).
+    /// Attachments one packet may announce; more closes the connection (default 10, as the official
+    /// parser's `maxAttachments`).
     pub max_attachments: usize,
     /// Namespaces one connection may join at once (default 64).
     pub max_namespaces_per_connection: usize,
@@ -49,7 +50,7 @@ impl Default for Config {
         Config {
             engine,
             connect_timeout: Duration::from_secs(45),
-            max_attachments: 100,
+            max_attachments: 10,
             max_namespaces_per_connection: 64,
             max_pending_acks: 10_000,
             adapter: Arc::new(|nsp| Arc::new(LocalAdapter::new(nsp))),

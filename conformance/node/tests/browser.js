@@ -70,6 +70,17 @@ window.runConformance = async function (url) {
   out.rooms = await within(3000, socket.timeout(2000).emitWithAck("rooms"), "rooms");
   out.id = socket.id;
 
+  // polling only, with a custom header: the browser sends a CORS preflight
+  const p = io(url, { forceNew: true, reconnection: false, transports: ["polling"], extraHeaders: { "x-custom": "from-browser" } });
+  await within(5000, new Promise((resolve, reject) => {
+    p.once("connect", resolve);
+    p.once("connect_error", (e) => reject(new Error("polling connect_error " + e.message)));
+  }), "polling connect");
+  out.pollingHandshake = await within(3000, p.timeout(2000).emitWithAck("handshake"), "polling handshake");
+  out.pollingEcho = describe(await within(3000, p.timeout(2000).emitWithAck("message-with-ack", new Uint8Array([1, 255]), "é😀"), "polling ack"));
+  out.pollingTransport = p.io.engine.transport.name;
+  p.disconnect();
+
   const dP = new Promise((r) => socket.once("disconnect", (reason) => r(reason)));
   socket.emit("server-disconnect", false);
   out.disconnect = await within(3000, dP, "disconnect");
@@ -148,6 +159,12 @@ module.exports = [
       assert.match(h.headers["user-agent"], /Chrome/);
       assert.ok(h.url.startsWith("/socket.io/?EIO=4&transport=polling&t="), h.url);
       assert.deepStrictEqual(out.rooms, [out.id, "browser-room"].sort());
+      // polling with extraHeaders: preflighted cross-origin requests
+      assert.equal(out.pollingTransport, "polling");
+      assert.equal(out.pollingHandshake.headers["x-custom"], "from-browser");
+      assert.equal(out.pollingHandshake.query.transport, "polling");
+      assert.equal(out.pollingHandshake.xdomain, true);
+      assert.deepStrictEqual(out.pollingEcho, AB("01ff"));
       assert.equal(out.disconnect, "io server disconnect");
     },
   },

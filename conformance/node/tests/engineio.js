@@ -272,4 +272,50 @@ tests.push(
   })),
 );
 
+// ---------------------------------------------------------------------- misc
+tests.push({
+  name: "eio: reachable as http://localhost:PORT",
+  async run(t) {
+    const url = t.url.replace("127.0.0.1", "localhost");
+    const socket = await t.eioOpen({ transport: "websocket" }, url);
+    const q = new Queue(socket, "message");
+    socket.send("via localhost");
+    assert.deepStrictEqual(await q.next(), ["via localhost"]);
+  },
+});
+
+for (const path of ["/engine.io/", "/socket.io/"]) {
+  tests.push({
+    name: `eio raw: CORS on ${path} (preflight, handshake, POST)`,
+    async run(t) {
+      const base = `${t.url}${path}?EIO=4&transport=polling`;
+      const origin = "http://page.example";
+      const pre = await fetch(base, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "x-custom, content-type",
+        },
+      });
+      t.note(`preflight ${pre.status} ${JSON.stringify([...pre.headers])}`);
+      assert.equal(pre.status, 204);
+      assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+      const methods = (pre.headers.get("access-control-allow-methods") || "").split(",").map((m) => m.trim());
+      assert.ok(methods.includes("GET") && methods.includes("POST"), `allow-methods ${methods}`);
+      const allowHeaders = (pre.headers.get("access-control-allow-headers") || "").toLowerCase();
+      assert.ok(allowHeaders.includes("x-custom") && allowHeaders.includes("content-type"), `allow-headers ${allowHeaders}`);
+      const hs = await fetch(base, { headers: { origin } });
+      assert.equal(hs.status, 200);
+      assert.equal(hs.headers.get("access-control-allow-origin"), "*");
+      const body = await hs.text();
+      const sid = JSON.parse(body.slice(1)).sid;
+      const post = await fetch(`${base}&sid=${sid}`, { method: "POST", headers: { origin }, body: "1" });
+      assert.equal(post.status, 200);
+      assert.equal(post.headers.get("access-control-allow-origin"), "*");
+      assert.equal(await post.text(), "ok");
+    },
+  });
+}
+
 module.exports = tests;
