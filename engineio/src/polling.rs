@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::handler::Message;
-use crate::packet::{Frame, Packet};
+use crate::packet::Packet;
 use crate::payload;
 use crate::server::{plain_response, Body};
 use crate::session::{CloseReason, Step, TransportKind};
@@ -56,16 +56,21 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
         if !core.close_packet_pending {
             return Some(payload_response(Bytes::from_static(b"6")));
         }
+        if !core.queue.is_empty() {
+            // Frames queued before the close leave first; the close packet never shares their
+            // response (the official client would act on the close before on them).
+            let frames = Shared::take_queue(core);
+            return Some(payload_response(payload::encode(&frames)));
+        }
         core.close_packet_pending = false;
-        let mut frames = Shared::take_queue(core);
-        frames.push(Frame::Text(Bytes::from_static(b"1")));
+        let body: &'static [u8] = if core.close_alone { b"1" } else { b"6\x1e1" };
         if core.lingering {
             core.lingering = false;
             // The heartbeat task forgets the session; it takes the server's table lock, which must
             // never be taken under the session lock.
             shared.state_wake.notify_waiters();
         }
-        return Some(payload_response(payload::encode(&frames)));
+        return Some(payload_response(Bytes::from_static(body)));
     }
     if core.state.transport() == TransportKind::WebSocket {
         // The session moved to WebSocket: end this stale poll without data.

@@ -519,7 +519,10 @@ impl EngineIo {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, shared.clone());
         self.shared.stats.handshake();
-        tokio::spawn(shared.clone().drive_heartbeat());
+        // A WebSocket session runs its heartbeat on its own connection task (see `run_direct`).
+        if transport == TransportKind::Polling {
+            tokio::spawn(shared.clone().drive_heartbeat());
+        }
         (shared, open)
     }
 

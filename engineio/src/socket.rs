@@ -80,9 +80,11 @@ pub(crate) struct Core {
     pub(crate) ws_close_code: Option<u16>,
     /// The close path ran (the application was told, the transports woken).
     pub(crate) finished: bool,
-    /// Closed by the server while no poll was waiting: the session stays reachable until the
-    /// client's next poll carries the close packet (bounded by `CLOSE_PACKET_GRACE`).
+    /// Closed by the server: the session stays reachable until a poll carries the close packet
+    /// (bounded by `CLOSE_PACKET_GRACE`).
     pub(crate) lingering: bool,
+    /// The close packet goes alone (`1`) rather than after a noop (`6␞1`).
+    pub(crate) close_alone: bool,
 }
 
 impl Socket {
@@ -178,6 +180,7 @@ impl Shared {
                 ws_close_code: None,
                 finished: false,
                 lingering: false,
+                close_alone: false,
             }),
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
@@ -256,9 +259,12 @@ impl Shared {
             // A client that closed needs no close packet (a waiting poll gets a noop); any other
             // close is announced to a polling client with `1`.
             core.close_packet_pending = polling && reason != CloseReason::TransportClose;
-            // A polling client learns of a server-side close from its next poll: keep the session
-            // reachable until then (bounded by CLOSE_PACKET_GRACE).
-            let forget_now = !(polling && flush && !core.poll_active);
+            // As the official server does: a poll waiting with nothing queued gets `1` alone; otherwise
+            // the queued frames leave first and a later poll gets `6␞1`.
+            core.close_alone = core.poll_active && core.queue.is_empty();
+            // A server-side close on polling keeps the session reachable until a poll carries the
+            // close packet (bounded by CLOSE_PACKET_GRACE); any other close forgets it at once.
+            let forget_now = !(polling && flush);
             core.lingering = !forget_now;
             (core.handler.take(), forget_now, reason)
         };
@@ -323,8 +329,9 @@ impl Shared {
         if lingering {
             let grace = CLOSE_PACKET_GRACE.min(timings.ping_interval + timings.ping_timeout);
             let _ = tokio::time::timeout(grace, delivered).await;
-            self.forget();
         }
+        // The close packet may have gone out before this task got here: forget in every case.
+        self.forget();
     }
 
     fn on_deadline(self: &Arc<Self>) {

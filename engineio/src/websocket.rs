@@ -34,10 +34,14 @@ pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
 }
 
 /// Runs a session opened directly over WebSocket.
+/// Reader, writer and heartbeat share the connection's one task: an idle connection costs one task.
 pub(crate) async fn run_direct(shared: Arc<Shared>, ws: Ws) {
     let (sink, stream) = ws.split();
-    tokio::spawn(write_loop(shared.clone(), sink));
-    read_loop(shared, stream).await;
+    tokio::join!(
+        write_loop(shared.clone(), sink),
+        read_loop(shared.clone(), stream),
+        shared.drive_heartbeat(),
+    );
 }
 
 /// Runs a WebSocket that asks to take over a polling session: probe, then upgrade.
@@ -90,8 +94,8 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, ws: Ws) {
             }
         }
     }
-    tokio::spawn(write_loop(shared.clone(), sink));
-    read_loop(shared, stream).await;
+    // The heartbeat keeps running on the task the polling session started with.
+    tokio::join!(write_loop(shared.clone(), sink), read_loop(shared, stream));
 }
 
 async fn read_loop(shared: Arc<Shared>, mut stream: Stream) {

@@ -60,14 +60,16 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let bound = listener.local_addr().ok();
+        let address = bound.map(|a| a.to_string()).unwrap_or_default();
         if development {
             tracing::warn!("DEVELOPMENT MODE: no --jwt-secret or --jwt-public-key given; using a random secret that dies with this process");
             match verifier.issue("alice", Duration::from_secs(3600)) {
                 Ok(token) => {
                     tracing::warn!("a token for user \"alice\", valid 1 hour, is printed on stdout");
                     println!("development token (sub=alice, 1h): {token}");
-                    println!("open http://localhost:{}/#token={token}", cli.settings.listen.port());
+                    let port = bound.map_or(cli.settings.listen.port(), |a| a.port());
+                    println!("open http://localhost:{port}/#token={token}");
                 }
                 Err(err) => tracing::error!(%err, "could not make a development token"),
             }

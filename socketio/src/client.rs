@@ -21,6 +21,8 @@ pub(crate) struct Client {
     sockets: Mutex<HashMap<String, Socket>>,
     collector: Mutex<BinaryCollector>,
     ever_connected: AtomicBool,
+    /// The connectTimeout timer, cancelled once a namespace is joined.
+    connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Client {
@@ -32,6 +34,7 @@ impl Client {
             sockets: Mutex::new(HashMap::new()),
             collector: Mutex::new(BinaryCollector::default()),
             ever_connected: AtomicBool::new(false),
+            connect_timer: Mutex::new(None),
         });
         // A connection that joins no namespace within connectTimeout is closed.
         let weak = Arc::downgrade(&client);
@@ -138,6 +141,9 @@ impl Client {
             return;
         }
         self.ever_connected.store(true, Ordering::Release);
+        if let Some(timer) = lock(&self.connect_timer).take() {
+            timer.abort();
+        }
         let previous = lock(&self.sockets).insert(nsp.name.clone(), socket.clone());
         if let Some(previous) = previous {
             previous.on_close(DisconnectReason::ClientNamespaceDisconnect);
@@ -203,6 +209,9 @@ impl ConnectionHandler for Client {
     }
 
     fn on_close(&self, reason: CloseReason) {
+        if let Some(timer) = lock(&self.connect_timer).take() {
+            timer.abort();
+        }
         let sockets: Vec<Socket> = lock(&self.sockets).drain().map(|(_, s)| s).collect();
         for socket in sockets {
             socket.on_close(reason.into());
