@@ -21,10 +21,17 @@ async fn main() -> std::io::Result<()> {
             }
         });
         socket.on("typing", |socket, _, _| async move {
-            socket.to("lobby").volatile().emit("typing", socket.id()).ok();
+            socket
+                .to("lobby")
+                .volatile()
+                .emit("typing", socket.id())
+                .ok();
         });
         socket.on_disconnect(|socket, reason| async move {
-            socket.to("lobby").emit("left", &(socket.id(), reason.as_str())).ok();
+            socket
+                .to("lobby")
+                .emit("left", &(socket.id(), reason.as_str()))
+                .ok();
         });
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
