@@ -2,7 +2,7 @@
 // Differential conformance suite: runs every test against the reference
 // server (official socket.io / engine.io) and the Rust conformance-server.
 //
-//   node run.js [--only node|rust] [--grep SUBSTRING]... [--list] [--verbose]
+//   node run.js [--only node|rust] [--grep SUBSTRING]... [--list] [--verbose] [--no-retry]
 //
 // Environment: RUST_SERVER_BIN (default ../../target/debug/conformance-server),
 // ONLY=node|rust, GREP=substring.
@@ -25,8 +25,9 @@ function parseArgs(argv) {
     else if (a.startsWith("--grep=")) opts.grep.push(a.slice(7));
     else if (a === "--list") opts.list = true;
     else if (a === "--verbose" || a === "-v") opts.verbose = true;
+    else if (a === "--no-retry") opts.noRetry = true;
     else if (a === "--help" || a === "-h") {
-      console.log("usage: node run.js [--only node|rust] [--grep SUBSTRING]... [--list] [--verbose]");
+      console.log("usage: node run.js [--only node|rust] [--grep SUBSTRING]... [--list] [--verbose] [--no-retry]");
       process.exit(0);
     } else {
       console.error(`unknown argument ${a}`);
@@ -133,7 +134,18 @@ async function main() {
         row.cells[kind] = { ok: false, error: startErrors[kind] || new Error("server not running"), notes: [], ms: 0 };
         continue;
       }
-      const res = await runOne(test, servers[kind]);
+      let res = await runOne(test, servers[kind]);
+      if (!res.ok && servers[kind].alive() && !opts.noRetry) {
+        // One retry: this 2-core machine is shared, and a timing test can lose a race under load.
+        // A test that passes only on the retry is shown as "pass*" with its first failure noted.
+        const first = String((res.error && res.error.message) || res.error).split("\n")[0];
+        const again = await runOne(test, servers[kind]);
+        if (again.ok) {
+          again.retried = true;
+          again.notes.unshift(`passed on retry; first run failed: ${first}`);
+        }
+        res = again;
+      }
       if (!servers[kind].alive()) {
         const info = servers[kind].exitInfo();
         res.ok = false;
@@ -162,14 +174,25 @@ async function main() {
   const cell = (row, kind) => {
     const r = row.cells[kind];
     if (!r) return "-";
-    return r.ok ? "pass" : "FAIL";
+    return r.ok ? (r.retried ? "pass*" : "pass") : "FAIL";
   };
   const w = Math.max(4, ...results.map((r) => r.name.length));
-  const line = (a, b, c) => `${a.padEnd(w)} | ${b.padEnd(4)} | ${c}`;
+  const line = (a, b, c) => `${a.padEnd(w)} | ${b.padEnd(5)} | ${c}`;
   console.log("");
   console.log(line("test", "node", "rust"));
-  console.log(`${"-".repeat(w)}-|------|-----`);
+  console.log(`${"-".repeat(w)}-|-------|------`);
   for (const row of results) console.log(line(row.name, cell(row, "node"), cell(row, "rust")));
+  const retried = [];
+  for (const row of results) {
+    for (const kind of allKinds) {
+      const r = row.cells[kind];
+      if (r && r.ok && r.retried) retried.push(`  ${row.name} [${kind}]: ${r.notes[0]}`);
+    }
+  }
+  if (retried.length) {
+    console.log("\npass* = failed once, passed on the retry (timing under load):");
+    for (const l of retried) console.log(l);
+  }
 
   // ---- failure details
   const failures = [];
