@@ -269,7 +269,7 @@ impl EngineIo {
 
     /// Answers one HTTP request addressed to this server's path.
     pub async fn handle(&self, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let cors = self.shared.config.cors.as_ref();
         if parts.method == Method::OPTIONS {
             if let Some(cors) = cors {
@@ -281,7 +281,7 @@ impl EngineIo {
                 return response;
             }
         }
-        let mut response = self.route(parts.clone(), body, remote).await;
+        let mut response = self.route(&mut parts, body, remote).await;
         if let Some(cors) = cors {
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 cors.apply(&parts.headers, response.headers_mut());
@@ -292,7 +292,7 @@ impl EngineIo {
 
     async fn route(
         &self,
-        parts: http::request::Parts,
+        parts: &mut http::request::Parts,
         body: Incoming,
         remote: SocketAddr,
     ) -> Response<Body> {
@@ -322,7 +322,7 @@ impl EngineIo {
                 if transport != TransportKind::WebSocket {
                     return error_response(ErrorCode::BadRequest, upgrade);
                 }
-                return self.upgrade_session(&parts, session);
+                return self.upgrade_session(parts, session);
             }
             if current != transport {
                 tracing::debug!(
@@ -416,14 +416,14 @@ impl EngineIo {
 
     fn upgrade_session(
         &self,
-        parts: &http::request::Parts,
+        parts: &mut http::request::Parts,
         session: Arc<Shared>,
     ) -> Response<Body> {
         let Some(response) = accept_response(parts) else {
             return error_response(ErrorCode::BadRequest, true);
         };
         let engine = self.clone();
-        let pending = upgrade_future(parts.clone());
+        let pending = upgrade_future(parts);
         let allowed = self.shared.config.allow_upgrades;
         tokio::spawn(async move {
             let Some(mut ws) = engine.finish_upgrade(pending).await else {
@@ -572,9 +572,13 @@ fn accept_response(parts: &http::request::Parts) -> Option<Response<Body>> {
     Some(response)
 }
 
-fn upgrade_future(parts: http::request::Parts) -> hyper::upgrade::OnUpgrade {
-    let mut request = Request::from_parts(parts, ());
-    hyper::upgrade::on(&mut request)
+/// Takes the pending upgrade out of the request's extensions.
+fn upgrade_future(parts: &mut http::request::Parts) -> hyper::upgrade::OnUpgrade {
+    let mut request = Request::new(());
+    *request.extensions_mut() = std::mem::take(&mut parts.extensions);
+    let pending = hyper::upgrade::on(&mut request);
+    parts.extensions = std::mem::take(request.extensions_mut());
+    pending
 }
 
 /// How long a client may take to send a request's headers (slow-header attacks).

@@ -28,7 +28,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
-        .write_buffer_size(0)
+        // Frames of one batch gather here and leave in one write when the batch is flushed.
+        .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
