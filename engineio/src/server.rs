@@ -301,7 +301,7 @@ impl EngineIo {
             transport: query_param(&parts.uri, "transport"),
             sid: query_param(&parts.uri, "sid"),
         };
-        let upgrade = is_websocket_upgrade(&parts);
+        let upgrade = is_websocket_upgrade(parts);
         let config = &self.shared.config;
         let transport = match query.transport.as_deref().and_then(TransportKind::parse) {
             Some(TransportKind::Polling) if config.allow_polling => TransportKind::Polling,
@@ -347,7 +347,7 @@ impl EngineIo {
             return error_response(ErrorCode::BadRequest, upgrade);
         }
         if let Some(allow) = &config.allow_request {
-            if let Err(refusal) = allow(&parts, remote) {
+            if let Err(refusal) = allow(parts, remote) {
                 let message = refusal.message.as_deref().unwrap_or("Forbidden");
                 tracing::debug!(%remote, message, "handshake refused by allow_request");
                 return error_with_message(ErrorCode::Forbidden, message, upgrade);
@@ -391,7 +391,7 @@ impl EngineIo {
                 response
             }
             TransportKind::WebSocket => {
-                let Some(response) = accept_response(&parts) else {
+                let Some(response) = accept_response(parts) else {
                     return error_response(ErrorCode::BadRequest, true);
                 };
                 let (session, open) = self.open_session(info, TransportKind::WebSocket);
