@@ -27,7 +27,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// WebSocket settings: incoming messages bounded by `maxHttpBufferSize` before they are buffered.
 pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        // Allocated for every connection up front; grown on demand for larger frames.
+        .read_buffer_size(2048)
         // Frames of one batch gather here and leave in one write when the batch is flushed.
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_message))

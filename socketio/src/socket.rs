@@ -122,7 +122,9 @@ pub(crate) enum AckSlot {
 /// Work for the socket's task, run in arrival order.
 pub(crate) enum Job {
     Connect(BoxFuture<'static, ()>),
-    Event(Packet),
+    // Boxed: the channel allocates its slots in blocks up front, so a small job keeps every idle
+    // socket small.
+    Event(Box<Packet>),
     Close(DisconnectReason),
 }
 
@@ -447,7 +449,7 @@ impl Socket {
     pub(crate) fn on_packet(&self, packet: Packet) {
         match packet.kind {
             PacketType::Event | PacketType::BinaryEvent => {
-                let _ = self.inner.jobs.send(Job::Event(packet));
+                let _ = self.inner.jobs.send(Job::Event(Box::new(packet)));
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = packet.id else { return };
@@ -553,7 +555,7 @@ async fn run_jobs(socket: Socket, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 match job {
                     Job::Connect(fut) => running.push(fut),
                     Job::Event(packet) => {
-                        if let Some(fut) = socket.dispatch_event(packet) {
+                        if let Some(fut) = socket.dispatch_event(*packet) {
                             running.push(fut);
                         }
                     }
