@@ -1,0 +1,63 @@
+//! Benchmark server on the project's `socketio` crate.
+//!
+//! Handlers on `/` (identical in every bench server): on connect join room `all`; `echo` → ack with
+//! the same arguments; `broadcast` → emit `broadcast` with the same arguments to room `all`.
+//! Settings: pingInterval 25 s, pingTimeout 20 s, maxHttpBufferSize 1e6, no compression,
+//! 127.0.0.1 only. Port: first argument, else `PORT`, else 3000.
+
+use std::time::Duration;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("PORT").ok())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    // Worker threads: BENCH_THREADS, else one per available core (the driver pins us to one core).
+    let threads = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(port))
+}
+
+async fn serve(port: u16) -> std::io::Result<()> {
+    let mut config = socketio::Config::default();
+    config.engine.ping_interval = Duration::from_millis(25_000);
+    config.engine.ping_timeout = Duration::from_millis(20_000);
+    config.engine.max_http_buffer_size = 1_000_000;
+    let io = socketio::SocketIo::new(config);
+    let root = io.of("/");
+    let room_target = root.clone();
+    root.on_connection(move |socket| {
+        let room_target = room_target.clone();
+        async move {
+            socket.join("all");
+            socket.on("echo", |_socket, data, ack| async move {
+                if let Some(ack) = ack {
+                    ack.send_data(data).ok();
+                }
+            });
+            socket.on("broadcast", move |_socket, data, _ack| {
+                let room_target = room_target.clone();
+                async move {
+                    room_target.to("all").emit_data("broadcast", data);
+                }
+            });
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    eprintln!("bench-server-rust listening on 127.0.0.1:{port}");
+    io.serve(listener).await
+}
