@@ -85,6 +85,9 @@ pub(crate) struct Core {
     pub(crate) lingering: bool,
     /// The close packet goes alone (`1`) rather than after a noop (`6␞1`).
     pub(crate) close_alone: bool,
+    /// The WebSocket writer, waiting for frames: woken directly, without a `Notify`, because this
+    /// is the path every packet of every broadcast takes.
+    pub(crate) ws_writer: Option<std::task::Waker>,
 }
 
 impl Socket {
@@ -181,6 +184,7 @@ impl Shared {
                 finished: false,
                 lingering: false,
                 close_alone: false,
+                ws_writer: None,
             }),
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
@@ -226,9 +230,16 @@ impl Shared {
             self.close(CloseReason::TransportError, false);
             return Err(SendError::Closed);
         }
-        drop(core);
         if was_empty {
-            self.writer_wake.notify_waiters();
+            let writer = core.ws_writer.take();
+            let polling = core.state.transport() == TransportKind::Polling;
+            drop(core);
+            match writer {
+                Some(writer) => writer.wake(),
+                // A poll (or an upgrade in progress) waits on the notify.
+                None if polling => self.writer_wake.notify_waiters(),
+                None => {}
+            }
         }
         Ok(())
     }
@@ -242,7 +253,7 @@ impl Shared {
     /// Closes the session once: tells the application, wakes the transports, forgets the session.
     /// With `flush`, frames already queued still leave (a server-side close); without, they are dropped.
     pub(crate) fn close(self: &Arc<Self>, reason: CloseReason, flush: bool) {
-        let (handler, forget_now, reason) = {
+        let (handler, forget_now, reason, writer) = {
             let mut core = self.lock();
             // The state machine may have recorded the reason already (a ping timeout, a close packet);
             // `finished` tells whether this path ran.
@@ -266,9 +277,17 @@ impl Shared {
             // close packet (bounded by CLOSE_PACKET_GRACE); any other close forgets it at once.
             let forget_now = !(polling && flush);
             core.lingering = !forget_now;
-            (core.handler.take(), forget_now, reason)
+            (
+                core.handler.take(),
+                forget_now,
+                reason,
+                core.ws_writer.take(),
+            )
         };
         tracing::debug!(sid = %self.id, %reason, "session closed");
+        if let Some(writer) = writer {
+            writer.wake();
+        }
         self.writer_wake.notify_waiters();
         self.state_wake.notify_waiters();
         if forget_now {

@@ -1,6 +1,9 @@
 //! The WebSocket transport: one reader and one writer task per connection.
 
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -151,29 +154,58 @@ fn to_ws_message(frame: Frame) -> WsMessage {
     }
 }
 
-async fn write_batch(sink: &mut Sink, frames: Vec<Frame>) -> Result<(), tungstenite::Error> {
-    for frame in frames {
+async fn write_batch(
+    sink: &mut Sink,
+    frames: &mut VecDeque<Frame>,
+) -> Result<(), tungstenite::Error> {
+    while let Some(frame) = frames.pop_front() {
         sink.feed(to_ws_message(frame)).await?;
     }
     sink.flush().await
 }
 
+/// Registers the writer's waker in the session core, unless it is already there.
+fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
+    if !core
+        .ws_writer
+        .as_ref()
+        .is_some_and(|w| w.will_wake(cx.waker()))
+    {
+        core.ws_writer = Some(cx.waker().clone());
+    }
+}
+
+/// Completes once the session is closed.
+fn closed(shared: &Shared) -> impl Future<Output = ()> + '_ {
+    poll_fn(move |cx| {
+        let mut core = shared.lock();
+        if core.state.closed().is_some() {
+            return Poll::Ready(());
+        }
+        park_writer(&mut core, cx);
+        Poll::Pending
+    })
+}
+
 async fn write_loop(shared: Arc<Shared>, mut sink: Sink) {
+    // Swapped with the session's queue: both keep their capacity, no allocation per batch.
+    let mut batch: VecDeque<Frame> = VecDeque::new();
     loop {
-        let wake = shared.writer_wake.notified();
-        tokio::pin!(wake);
-        wake.as_mut().enable();
-        let closed_signal = shared.state_wake.notified();
-        tokio::pin!(closed_signal);
-        closed_signal.as_mut().enable();
-        let (frames, closed, code) = {
+        let (closed_now, code) = poll_fn(|cx| {
             let mut core = shared.lock();
-            let frames = Shared::take_queue(&mut core);
-            (frames, core.state.closed().is_some(), core.ws_close_code)
-        };
-        if closed {
+            let closed = core.state.closed().is_some();
+            if core.queue.is_empty() && !closed {
+                park_writer(&mut core, cx);
+                return Poll::Pending;
+            }
+            std::mem::swap(&mut core.queue, &mut batch);
+            core.queued_bytes = 0;
+            Poll::Ready((closed, core.ws_close_code))
+        })
+        .await;
+        if closed_now {
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                write_batch(&mut sink, frames).await?;
+                write_batch(&mut sink, &mut batch).await?;
                 let frame = code.map(|code| CloseFrame {
                     code: CloseCode::from(code),
                     reason: Utf8Bytes::default(),
@@ -183,18 +215,14 @@ async fn write_loop(shared: Arc<Shared>, mut sink: Sink) {
             .await;
             return;
         }
-        if frames.is_empty() {
-            wake.await;
-            continue;
-        }
         let outcome = {
-            let write = write_batch(&mut sink, frames);
+            let write = write_batch(&mut sink, &mut batch);
             tokio::pin!(write);
             tokio::select! {
                 result = &mut write => Some(result),
                 // The session closed while this batch was leaving: give it a bounded grace, then stop
                 // writing to a client that does not read.
-                _ = &mut closed_signal => tokio::time::timeout(CLOSE_GRACE, &mut write).await.ok(),
+                _ = closed(&shared) => tokio::time::timeout(CLOSE_GRACE, &mut write).await.ok(),
             }
         };
         match outcome {

@@ -218,7 +218,7 @@ impl Adapter for LocalAdapter {
             if opts.volatile && !socket.inner.client.engine.is_writable() {
                 continue;
             }
-            socket.send_frames(frames.clone());
+            socket.send_frames(frames.iter().cloned());
         }
     }
 
@@ -244,7 +244,7 @@ impl Adapter for LocalAdapter {
                     socket.forget_ack(id);
                     continue;
                 }
-                socket.send_frames(frames.clone());
+                socket.send_frames(frames.iter().cloned());
                 waiting.push(socket);
             }
         }

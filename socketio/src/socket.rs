@@ -407,7 +407,7 @@ impl Socket {
     }
 
     /// Queues frames for the client; false when the connection is closed.
-    pub(crate) fn send_frames(&self, frames: Vec<Frame>) -> bool {
+    pub(crate) fn send_frames(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
         self.inner.client.engine.send_frames(frames).is_ok()
     }
 
