@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
 /// The HTTP request that opened a session.
@@ -42,6 +43,36 @@ impl RequestInfo {
         form_urlencoded::parse(self.uri.query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect()
+    }
+}
+
+impl RequestInfo {
+    /// A copy of the request head that owns its bytes.
+    ///
+    /// hyper hands out header values and the URI as slices of its connection read buffer (8 KiB or
+    /// more); keeping those slices would keep that whole buffer alive for every session.
+    pub(crate) fn detached(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        remote_addr: SocketAddr,
+    ) -> RequestInfo {
+        let mut owned = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name =
+                HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or_else(|_| name.clone());
+            let mut copy =
+                HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            copy.set_sensitive(value.is_sensitive());
+            owned.append(name, copy);
+        }
+        RequestInfo {
+            method: method.clone(),
+            uri: Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone()),
+            headers: owned,
+            remote_addr,
+            time: std::time::SystemTime::now(),
+        }
     }
 }
 

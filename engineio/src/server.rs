@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -372,13 +372,7 @@ impl EngineIo {
             return response;
         }
 
-        let info = RequestInfo {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-            remote_addr: remote,
-            time: SystemTime::now(),
-        };
+        let info = RequestInfo::detached(&parts.method, &parts.uri, &parts.headers, remote);
         match transport {
             TransportKind::Polling => {
                 let (session, open) = self.open_session(info, TransportKind::Polling);
