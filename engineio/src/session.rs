@@ -245,9 +245,17 @@ impl SessionState {
         if self.pong_deadline.is_some_and(|d| d <= now) {
             return Some(TimeoutAction::Close(self.close(CloseReason::PingTimeout)));
         }
-        if self.next_ping.is_some_and(|d| d <= now) {
+        if let Some(due) = self.next_ping.filter(|d| *d <= now) {
             self.next_ping = None;
-            self.pong_deadline = Some(now + self.timings.ping_timeout);
+            // Counted from when the ping was due, not from when the timer got to run, so that a
+            // silent client is gone at exactly pingInterval + pingTimeout as with the official
+            // server; a timer that ran very late still leaves the client a whole pingTimeout.
+            let anchored = due + self.timings.ping_timeout;
+            self.pong_deadline = Some(if anchored > now {
+                anchored
+            } else {
+                now + self.timings.ping_timeout
+            });
             return Some(TimeoutAction::SendPing);
         }
         if let Upgrade::Started { deadline, .. } = self.upgrade {
@@ -379,6 +387,18 @@ mod tests {
         assert_eq!(s.closed(), Some(CloseReason::PingTimeout));
         assert_eq!(s.poll_timeout(), None);
         assert_eq!(s.handle_timeout(t0 + 10_000 * MS), None);
+    }
+
+    #[test]
+    fn pong_deadline_is_counted_from_when_the_ping_was_due() {
+        let t0 = Instant::now();
+        let mut s = SessionState::new(t0, TransportKind::Polling, timings());
+        // The timer ran 3 ms late: the deadline stays at interval + timeout.
+        assert_eq!(
+            s.handle_timeout(t0 + 303 * MS),
+            Some(TimeoutAction::SendPing)
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + 500 * MS));
     }
 
     #[test]
