@@ -52,6 +52,7 @@ mod request;
 mod server;
 pub mod session;
 mod sid;
+pub use sid::generate as generate_id;
 mod socket;
 mod stats;
 mod websocket;

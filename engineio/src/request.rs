@@ -35,7 +35,9 @@ impl RequestInfo {
     /// assert_eq!(info.query("x").as_deref(), Some("a b"));
     /// ```
     pub fn query(&self, name: &str) -> Option<String> {
-        query_param(&self.uri, name)
+        form_urlencoded::parse(self.uri.query()?.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// Every query parameter, decoded, in order.
@@ -74,10 +76,4 @@ impl RequestInfo {
             time: std::time::SystemTime::now(),
         }
     }
-}
-
-pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    form_urlencoded::parse(uri.query()?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }

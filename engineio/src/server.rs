@@ -28,7 +28,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::packet::Frame;
-use crate::request::{query_param, RequestInfo};
+use crate::request::RequestInfo;
 use crate::session::{CloseReason, SessionState, TransportKind};
 use crate::socket::{Shared, Socket};
 use crate::stats::{Stats, StatsSnapshot};
@@ -184,6 +184,29 @@ struct Query {
     sid: Option<String>,
 }
 
+impl Query {
+    /// The three parameters routing needs, in one pass over the query string (first one wins).
+    fn parse(uri: &http::Uri) -> Query {
+        let mut query = Query {
+            eio: None,
+            transport: None,
+            sid: None,
+        };
+        for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+            let slot = match &*key {
+                "EIO" => &mut query.eio,
+                "transport" => &mut query.transport,
+                "sid" => &mut query.sid,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(value.into_owned());
+            }
+        }
+        query
+    }
+}
+
 impl EngineIo {
     /// A server with this configuration, handing connections to `handler`.
     pub fn new(config: Config, handler: impl Handler) -> Self {
@@ -296,11 +319,7 @@ impl EngineIo {
         body: Incoming,
         remote: SocketAddr,
     ) -> Response<Body> {
-        let query = Query {
-            eio: query_param(&parts.uri, "EIO"),
-            transport: query_param(&parts.uri, "transport"),
-            sid: query_param(&parts.uri, "sid"),
-        };
+        let query = Query::parse(&parts.uri);
         let upgrade = is_websocket_upgrade(parts);
         let config = &self.shared.config;
         let transport = match query.transport.as_deref().and_then(TransportKind::parse) {

@@ -3,8 +3,9 @@
 use base64::Engine as _;
 use rand::RngCore;
 
-/// A fresh session id.
-pub(crate) fn generate() -> String {
+/// A fresh id: 120 random bits, URL-safe base64 (20 characters). Used for Engine.IO session ids and,
+/// by the Socket.IO layer, for socket ids.
+pub fn generate() -> String {
     let mut bytes = [0u8; 15];
     // ThreadRng is ChaCha12 seeded from the OS: a CSPRNG, without a system call per id.
     rand::thread_rng().fill_bytes(&mut bytes);

@@ -135,7 +135,7 @@ impl LocalAdapter {
         if opts.rooms.is_empty() {
             return sockets
                 .iter()
-                .filter(|(sid, _)| !excluded.contains(&sid.to_string()))
+                .filter(|(sid, _)| !excluded.contains(sid))
                 .map(|(_, s)| s.clone())
                 .collect();
         }
@@ -262,10 +262,10 @@ impl Adapter for LocalAdapter {
                     _ = &mut deadline => break,
                 }
             }
-            let answered: HashSet<&String> = replies.iter().map(|(sid, _)| sid).collect();
+            let answered: HashSet<&str> = replies.iter().map(|(sid, _)| sid.as_str()).collect();
             let missing: Vec<String> = waiting
                 .iter()
-                .filter(|s| !answered.contains(&s.id().to_owned()))
+                .filter(|s| !answered.contains(s.id()))
                 .map(|s| s.id().to_owned())
                 .collect();
             // A timed-out ack leaves nothing behind.

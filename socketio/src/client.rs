@@ -21,6 +21,7 @@ pub(crate) struct Client {
     sockets: Mutex<HashMap<String, Socket>>,
     collector: Mutex<BinaryCollector>,
     ever_connected: AtomicBool,
+    max_attachments: usize,
     /// The connectTimeout timer, cancelled once a namespace is joined.
     connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -34,6 +35,7 @@ impl Client {
             sockets: Mutex::new(HashMap::new()),
             collector: Mutex::new(BinaryCollector::default()),
             ever_connected: AtomicBool::new(false),
+            max_attachments: server.config.max_attachments,
             connect_timer: Mutex::new(None),
         });
         // A connection that joins no namespace within connectTimeout is closed.
@@ -105,7 +107,7 @@ impl Client {
         };
         let handshake = Handshake::new(self.engine.request(), auth);
         let (socket, jobs) =
-            Socket::new(crate::server::new_id(), nsp.clone(), me.clone(), handshake);
+            Socket::new(engineio::generate_id(), nsp.clone(), me.clone(), handshake);
         let middlewares = read(&nsp.handlers.middlewares).clone();
         if middlewares.is_empty() {
             me.finish_connect(nsp, socket, jobs);
@@ -186,11 +188,7 @@ impl Client {
 
 impl ConnectionHandler for Client {
     fn on_message(&self, message: Message) {
-        let max = self
-            .server
-            .upgrade()
-            .map(|s| s.config.max_attachments)
-            .unwrap_or(0);
+        let max = self.max_attachments;
         let result = {
             let mut collector = lock(&self.collector);
             match message {

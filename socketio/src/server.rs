@@ -5,11 +5,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use base64::Engine as _;
 use engineio::{Body, ConnectionHandler, EngineIo};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use rand::RngCore;
 use serde::Serialize;
 
 use crate::adapter::{AdapterFactory, LocalAdapter, Room};
@@ -113,13 +111,6 @@ fn normalize(name: &str) -> String {
     } else {
         format!("/{name}")
     }
-}
-
-/// A fresh socket id: 120 random bits, URL-safe (as the official server makes them).
-pub(crate) fn new_id() -> String {
-    let mut bytes = [0u8; 15];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 struct EngineHandler(Weak<ServerInner>);
