@@ -56,6 +56,7 @@ pub use sid::generate as generate_id;
 mod socket;
 mod stats;
 mod websocket;
+pub mod wsframe;
 
 pub use config::{AllowRequest, Config, Refusal};
 pub use cors::{AllowedOrigins, Cors};

@@ -21,9 +21,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::handler::Handler;
@@ -32,6 +30,7 @@ use crate::request::RequestInfo;
 use crate::session::{CloseReason, SessionState, TransportKind};
 use crate::socket::{Shared, Socket};
 use crate::stats::{Stats, StatsSnapshot};
+use crate::websocket::WsConn;
 use crate::{polling, sid, websocket};
 
 /// The body type of every response the server makes.
@@ -445,7 +444,7 @@ impl EngineIo {
             let started = allowed && session.lock().state.start_upgrade(Instant::now()).is_ok();
             if !started {
                 tracing::debug!(sid = %session.id, "upgrade refused: already upgraded or upgrading");
-                let _ = futures_util::SinkExt::close(&mut ws).await;
+                ws.close(None).await;
                 return;
             }
             // The heartbeat task sleeps until its earliest deadline: wake it so that it also
@@ -456,18 +455,22 @@ impl EngineIo {
         response
     }
 
-    async fn finish_upgrade(&self, pending: hyper::upgrade::OnUpgrade) -> Option<websocket::Ws> {
+    async fn finish_upgrade(&self, pending: hyper::upgrade::OnUpgrade) -> Option<WsConn> {
+        let max_message = self.shared.config.max_http_buffer_size;
         match pending.await {
-            Ok(upgraded) => Some(
-                WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(websocket::ws_config(
-                        self.shared.config.max_http_buffer_size,
-                    )),
-                )
-                .await,
-            ),
+            // Our own listener's connections come back as the plain TCP stream.
+            Ok(upgraded) => Some(match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => WsConn::new(
+                    websocket::Stream::Tcp(parts.io.into_inner()),
+                    parts.read_buf,
+                    max_message,
+                ),
+                Err(upgraded) => WsConn::new(
+                    websocket::Stream::Other(TokioIo::new(upgraded)),
+                    Bytes::new(),
+                    max_message,
+                ),
+            }),
             Err(err) => {
                 tracing::debug!(%err, "WebSocket upgrade failed");
                 None

@@ -353,7 +353,8 @@ impl Shared {
         self.forget();
     }
 
-    fn on_deadline(self: &Arc<Self>) {
+    /// Acts on the heartbeat or upgrade deadline that has passed.
+    pub(crate) fn on_deadline(self: &Arc<Self>) {
         let now = Instant::now();
         loop {
             let action = self.lock().state.handle_timeout(now);

@@ -1,75 +1,304 @@
-//! The WebSocket transport: one reader and one writer task per connection.
+//! The WebSocket transport: one task per connection reads, writes and (for a session opened on
+//! WebSocket) drives the heartbeat.
+//!
+//! Frames are written straight from the session's queue: a header built on the stack, then the
+//! packet's shared bytes, many frames per `writev`. A packet broadcast to thousands of clients is
+//! encoded once and never copied. An idle connection holds no read or write buffer.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::packet::{Frame, Packet};
 use crate::polling::apply_packet;
 use crate::session::{CloseReason, Step};
 use crate::socket::Shared;
-
-pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
-type Sink = SplitSink<Ws, WsMessage>;
-type Stream = SplitStream<Ws>;
+use crate::wsframe::{frame_header, opcode, FrameDecoder, WsError, WsMessage};
 
 /// How long the last frames and the close frame may take to leave a closed session.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// WebSocket settings: incoming messages bounded by `maxHttpBufferSize` before they are buffered.
-pub(crate) fn ws_config(max_message: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        // Allocated for every connection up front; grown on demand for larger frames.
-        .read_buffer_size(2048)
-        // Frames of one batch gather here and leave in one write when the batch is flushed.
-        .write_buffer_size(64 * 1024)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
+/// Bytes read per `read` call when no partial frame is waiting (a stack buffer: an idle connection
+/// keeps none).
+const READ_CHUNK: usize = 4096;
+
+/// Frames handed to one `writev` call (two slices each: header and payload).
+const FRAMES_PER_WRITE: usize = 64;
+
+/// The upgraded connection: the plain TCP stream when the server accepted it itself (no dynamic
+/// dispatch, no extra buffering), any other upgraded stream otherwise.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Other(TokioIo<Upgraded>),
 }
 
-/// Runs a session opened directly over WebSocket.
-/// Reader, writer and heartbeat share the connection's one task: an idle connection costs one task.
-pub(crate) async fn run_direct(shared: Arc<Shared>, ws: Ws) {
-    let (sink, stream) = ws.split();
-    tokio::join!(
-        write_loop(shared.clone(), sink),
-        read_loop(shared.clone(), stream),
-        shared.drive_heartbeat(),
-    );
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Other(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Other(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Other(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Other(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Other(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Other(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// One frame waiting to be written: its header and its (shared) payload.
+struct OutFrame {
+    header: [u8; 10],
+    header_len: u8,
+    payload: Bytes,
+}
+
+impl OutFrame {
+    fn new(opcode: u8, payload: Bytes) -> Self {
+        let (header, header_len) = frame_header(opcode, payload.len());
+        OutFrame {
+            header,
+            // At most 10.
+            header_len: header_len as u8,
+            payload,
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.header_len) + self.payload.len()
+    }
+}
+
+/// Why reading stopped.
+enum ReadError {
+    Ws(WsError),
+    Io(io::Error),
+}
+
+/// A WebSocket connection: the stream, the bytes read but not yet decoded, the frames not yet written.
+pub(crate) struct WsConn {
+    stream: Stream,
+    decoder: FrameDecoder,
+    in_buf: BytesMut,
+    out: VecDeque<OutFrame>,
+    /// Bytes of the first frame of `out` already written.
+    written: usize,
+    eof: bool,
+}
+
+impl WsConn {
+    /// A connection whose first bytes (read with the HTTP request) are `already_read`.
+    pub(crate) fn new(stream: Stream, already_read: Bytes, max_message: usize) -> Self {
+        WsConn {
+            stream,
+            decoder: FrameDecoder::new(max_message),
+            in_buf: BytesMut::from(&already_read[..]),
+            out: VecDeque::new(),
+            written: 0,
+            eof: false,
+        }
+    }
+
+    fn push(&mut self, frame: Frame) {
+        let out = match frame {
+            Frame::Text(text) => OutFrame::new(opcode::TEXT, text),
+            Frame::Binary(data) => OutFrame::new(opcode::BINARY, data),
+        };
+        self.out.push_back(out);
+    }
+
+    fn push_close(&mut self, code: Option<u16>) {
+        let payload = code.map_or_else(Bytes::new, |code| {
+            Bytes::copy_from_slice(&code.to_be_bytes())
+        });
+        self.out.push_back(OutFrame::new(opcode::CLOSE, payload));
+    }
+
+    /// Writes every pending frame; `Ready(Ok)` once all have left.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
+            let mut count = 0;
+            let mut skip = self.written;
+            for frame in self.out.iter().take(FRAMES_PER_WRITE) {
+                let header = &frame.header[..usize::from(frame.header_len)];
+                for part in [header, &frame.payload[..]] {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        continue;
+                    }
+                    slices[count] = IoSlice::new(&part[skip..]);
+                    skip = 0;
+                    count += 1;
+                }
+            }
+            let mut n =
+                ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            while let Some(front) = self.out.front() {
+                let left = front.len() - self.written;
+                if n < left {
+                    self.written += n;
+                    break;
+                }
+                n -= left;
+                self.written = 0;
+                self.out.pop_front();
+            }
+        }
+        // A burst may have grown the queue: an idle connection gives the memory back.
+        if self.out.capacity() > FRAMES_PER_WRITE {
+            self.out = VecDeque::new();
+        }
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    /// The next message from the client; `Ready(Ok(None))` at the end of the stream.
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<WsMessage>, ReadError>> {
+        loop {
+            if let Some(message) = self
+                .decoder
+                .decode(&mut self.in_buf)
+                .map_err(ReadError::Ws)?
+            {
+                return Poll::Ready(Ok(Some(message)));
+            }
+            if self.eof {
+                return Poll::Ready(Ok(None));
+            }
+            let read = if self.in_buf.is_empty() {
+                // Nothing pending: read onto the stack and keep only what arrived.
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut buf = ReadBuf::new(&mut chunk);
+                ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf))
+                    .map_err(ReadError::Io)?;
+                self.in_buf.extend_from_slice(buf.filled());
+                buf.filled().len()
+            } else {
+                // A frame is incomplete: read straight behind it.
+                let start = self.in_buf.len();
+                self.in_buf.resize(start + READ_CHUNK.max(start), 0);
+                let mut buf = ReadBuf::new(&mut self.in_buf[start..]);
+                let polled = Pin::new(&mut self.stream).poll_read(cx, &mut buf);
+                let n = buf.filled().len();
+                self.in_buf.truncate(start + n);
+                ready!(polled).map_err(ReadError::Io)?;
+                n
+            };
+            if read == 0 {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// Writes the pending frames, then a close frame, then ends the stream; bounded by `CLOSE_GRACE`.
+    pub(crate) async fn close(&mut self, code: Option<u16>) {
+        self.push_close(code);
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            poll_fn(|cx| self.poll_flush(cx)).await?;
+            self.stream.shutdown().await
+        })
+        .await;
+    }
+}
+
+/// Registers the task's waker in the session core, unless it is already there.
+fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
+    if !core
+        .ws_writer
+        .as_ref()
+        .is_some_and(|w| w.will_wake(cx.waker()))
+    {
+        core.ws_writer = Some(cx.waker().clone());
+    }
+}
+
+/// Runs a session opened directly over WebSocket, heartbeat included: an idle connection costs one
+/// task and no buffer.
+pub(crate) async fn run_direct(shared: Arc<Shared>, mut conn: WsConn) {
+    drive(&shared, &mut conn, true).await;
+    let code = shared.lock().ws_close_code;
+    conn.close(code).await;
 }
 
 /// Runs a WebSocket that asks to take over a polling session: probe, then upgrade.
-pub(crate) async fn run_upgrade(shared: Arc<Shared>, ws: Ws) {
-    let (mut sink, mut stream) = ws.split();
+pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
     loop {
         let notified = shared.state_wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         if !shared.lock().state.is_upgrading() {
             // Timed out, or the session closed meanwhile.
-            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(WsMessage::Close(None))).await;
+            conn.close(None).await;
             return;
         }
         let message = tokio::select! {
-            message = stream.next() => message,
+            message = poll_fn(|cx| conn.poll_message(cx)) => message,
             _ = &mut notified => continue,
         };
         let packet = match message {
-            Some(Ok(WsMessage::Text(text))) => Packet::decode_text(&text).ok(),
-            Some(Ok(WsMessage::Binary(data))) => Some(Packet::Binary(data)),
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => continue,
-            Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => None,
+            Ok(Some(WsMessage::Text(text))) => std::str::from_utf8(&text)
+                .ok()
+                .and_then(|text| Packet::decode_text(text).ok()),
+            Ok(Some(WsMessage::Binary(data))) => Some(Packet::Binary(data)),
+            Ok(Some(WsMessage::Ping(_) | WsMessage::Pong)) => continue,
+            Ok(Some(WsMessage::Close(_)) | None) | Err(_) => None,
         };
         let step = match packet {
             Some(packet) => shared.lock().state.on_probe_packet(packet),
@@ -80,7 +309,8 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, ws: Ws) {
         };
         match step {
             Step::AnswerProbe => {
-                if sink.send(WsMessage::text("3probe")).await.is_err() {
+                conn.push(Frame::Text(Bytes::from_static(b"3probe")));
+                if poll_fn(|cx| conn.poll_flush(cx)).await.is_err() {
                     shared.lock().state.abort_upgrade();
                     return;
                 }
@@ -94,144 +324,112 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, ws: Ws) {
             }
             _ => {
                 tracing::debug!(sid = %shared.id, "upgrade abandoned");
-                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(WsMessage::Close(None))).await;
+                conn.close(None).await;
                 return;
             }
         }
     }
     // The heartbeat keeps running on the task the polling session started with.
-    tokio::join!(write_loop(shared.clone(), sink), read_loop(shared, stream));
+    drive(&shared, &mut conn, false).await;
+    let code = shared.lock().ws_close_code;
+    conn.close(code).await;
 }
 
-async fn read_loop(shared: Arc<Shared>, mut stream: Stream) {
-    loop {
-        let notified = shared.state_wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if shared.lock().state.closed().is_some() {
-            return;
-        }
-        let message = tokio::select! {
-            message = stream.next() => message,
-            _ = &mut notified => continue,
+/// The connection's loop until the session closes: hands queued frames to the socket, reads and
+/// applies the client's packets, and with `heartbeat` sends pings and enforces the pong deadline.
+async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut armed = None;
+    poll_fn(|cx| loop {
+        let (closed, deadline) = {
+            let mut core = shared.lock();
+            // The next batch is taken only once the last one has left: a client that does not read
+            // keeps its frames counted against `max_buffered_bytes`.
+            let closed = core.state.closed().is_some();
+            if (conn.out.is_empty() || closed) && !core.queue.is_empty() {
+                for frame in core.queue.drain(..) {
+                    conn.push(frame);
+                }
+                core.queued_bytes = 0;
+            }
+            if !closed {
+                park_writer(&mut core, cx);
+            }
+            (
+                closed,
+                if heartbeat {
+                    core.state.poll_timeout()
+                } else {
+                    None
+                },
+            )
         };
-        match message {
-            Some(Ok(WsMessage::Text(text))) => match Packet::decode_text(&text) {
+        if closed {
+            return Poll::Ready(());
+        }
+        if let Some(deadline) = deadline {
+            if armed != Some(deadline) {
+                sleep.as_mut().reset(deadline.into());
+                armed = Some(deadline);
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                armed = None;
+                shared.on_deadline();
+                continue;
+            }
+        }
+        if let Poll::Ready(Err(err)) = conn.poll_flush(cx) {
+            tracing::debug!(sid = %shared.id, %err, "WebSocket write failed");
+            shared.close(CloseReason::TransportError, false);
+            continue;
+        }
+        match ready!(conn.poll_message(cx)) {
+            Ok(Some(message)) => on_message(shared, conn, message),
+            Ok(None) => shared.close(CloseReason::TransportClose, false),
+            Err(ReadError::Ws(err)) => {
+                tracing::warn!(sid = %shared.id, %err, "invalid WebSocket frame: closing");
+                shared.lock().ws_close_code = Some(err.close_code());
+                shared.close(CloseReason::TransportError, false);
+            }
+            Err(ReadError::Io(err)) => {
+                tracing::debug!(sid = %shared.id, %err, "WebSocket read failed");
+                shared.close(CloseReason::TransportError, false);
+            }
+        }
+    })
+    .await
+}
+
+fn on_message(shared: &Arc<Shared>, conn: &mut WsConn, message: WsMessage) {
+    match message {
+        WsMessage::Text(bytes) => {
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                tracing::warn!(sid = %shared.id, "text frame is not UTF-8: closing");
+                shared.lock().ws_close_code = Some(WsError::InvalidUtf8.close_code());
+                shared.close(CloseReason::TransportError, false);
+                return;
+            };
+            match Packet::decode_text(text) {
                 Ok(packet) => {
-                    apply_packet(&shared, packet, text.len());
+                    apply_packet(shared, packet, text.len());
                 }
                 Err(err) => {
                     tracing::warn!(sid = %shared.id, %err, "undecodable packet: closing the session");
                     shared.close(CloseReason::ParseError, false);
                 }
-            },
-            Some(Ok(WsMessage::Binary(data))) => {
-                let len = data.len();
-                apply_packet(&shared, Packet::Binary(data), len);
-            }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
-            Some(Ok(WsMessage::Close(_))) | None => {
-                shared.close(CloseReason::TransportClose, false)
-            }
-            Some(Err(tungstenite::Error::Capacity(err))) => {
-                tracing::warn!(sid = %shared.id, %err, "WebSocket message over maxHttpBufferSize: closing");
-                shared.lock().ws_close_code = Some(1009);
-                shared.close(CloseReason::TransportError, false);
-            }
-            Some(Err(err)) => {
-                tracing::debug!(sid = %shared.id, %err, "WebSocket error");
-                shared.close(CloseReason::TransportError, false);
             }
         }
-    }
-}
-
-fn to_ws_message(frame: Frame) -> WsMessage {
-    match frame {
-        // Frames are built from `str`s, so this validation never fails.
-        Frame::Text(bytes) => WsMessage::Text(Utf8Bytes::try_from(bytes).unwrap_or_default()),
-        Frame::Binary(bytes) => WsMessage::Binary(bytes),
-    }
-}
-
-async fn write_batch(
-    sink: &mut Sink,
-    frames: &mut VecDeque<Frame>,
-) -> Result<(), tungstenite::Error> {
-    while let Some(frame) = frames.pop_front() {
-        sink.feed(to_ws_message(frame)).await?;
-    }
-    sink.flush().await
-}
-
-/// Registers the writer's waker in the session core, unless it is already there.
-fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
-    if !core
-        .ws_writer
-        .as_ref()
-        .is_some_and(|w| w.will_wake(cx.waker()))
-    {
-        core.ws_writer = Some(cx.waker().clone());
-    }
-}
-
-/// Completes once the session is closed.
-fn closed(shared: &Shared) -> impl Future<Output = ()> + '_ {
-    poll_fn(move |cx| {
-        let mut core = shared.lock();
-        if core.state.closed().is_some() {
-            return Poll::Ready(());
+        WsMessage::Binary(data) => {
+            let len = data.len();
+            apply_packet(shared, Packet::Binary(data), len);
         }
-        park_writer(&mut core, cx);
-        Poll::Pending
-    })
-}
-
-async fn write_loop(shared: Arc<Shared>, mut sink: Sink) {
-    // Swapped with the session's queue: both keep their capacity, no allocation per batch.
-    let mut batch: VecDeque<Frame> = VecDeque::new();
-    loop {
-        let (closed_now, code) = poll_fn(|cx| {
-            let mut core = shared.lock();
-            let closed = core.state.closed().is_some();
-            if core.queue.is_empty() && !closed {
-                park_writer(&mut core, cx);
-                return Poll::Pending;
-            }
-            std::mem::swap(&mut core.queue, &mut batch);
-            core.queued_bytes = 0;
-            Poll::Ready((closed, core.ws_close_code))
-        })
-        .await;
-        if closed_now {
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                write_batch(&mut sink, &mut batch).await?;
-                let frame = code.map(|code| CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: Utf8Bytes::default(),
-                });
-                sink.send(WsMessage::Close(frame)).await
-            })
-            .await;
-            return;
-        }
-        let outcome = {
-            let write = write_batch(&mut sink, &mut batch);
-            tokio::pin!(write);
-            tokio::select! {
-                result = &mut write => Some(result),
-                // The session closed while this batch was leaving: give it a bounded grace, then stop
-                // writing to a client that does not read.
-                _ = closed(&shared) => tokio::time::timeout(CLOSE_GRACE, &mut write).await.ok(),
-            }
-        };
-        match outcome {
-            Some(Ok(())) => {}
-            Some(Err(err)) => {
-                tracing::debug!(sid = %shared.id, %err, "WebSocket write failed");
-                shared.close(CloseReason::TransportError, false);
-            }
-            None => return,
+        WsMessage::Ping(payload) => conn.out.push_back(OutFrame::new(opcode::PONG, payload)),
+        WsMessage::Pong => {}
+        WsMessage::Close(code) => {
+            // The close frame is answered with the client's own code, as the RFC asks.
+            shared.lock().ws_close_code = code;
+            shared.close(CloseReason::TransportClose, false);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! [`LocalAdapter`] keeps everything in this process. A cluster adapter (Redis, …) implements the same
 //! [`Adapter`] trait: the local part of each operation plus the messages to the other servers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
@@ -90,10 +90,12 @@ pub struct LocalAdapter {
     rooms: RwLock<Rooms>,
 }
 
+/// Room membership. A member is stored with the connection its packets are written to, so that a
+/// broadcast walks one map and never looks a socket up by id.
 #[derive(Default)]
 struct Rooms {
-    members: HashMap<Room, HashSet<String>>,
-    of_socket: HashMap<String, HashSet<Room>>,
+    members: foldhash::HashMap<Room, foldhash::HashMap<String, engineio::Socket>>,
+    of_socket: foldhash::HashMap<String, foldhash::HashSet<Room>>,
 }
 
 impl LocalAdapter {
@@ -118,11 +120,11 @@ impl LocalAdapter {
             return Vec::new();
         };
         let rooms = self.read();
-        let excluded: HashSet<&String> = opts
+        let excluded: foldhash::HashSet<&String> = opts
             .except
             .iter()
             .filter_map(|room| rooms.members.get(room))
-            .flatten()
+            .flat_map(|members| members.keys())
             .collect();
         let sockets = nsp.sockets.read().unwrap_or_else(|e| e.into_inner());
         let pick = |sid: &String| {
@@ -139,13 +141,47 @@ impl LocalAdapter {
                 .map(|(_, s)| s.clone())
                 .collect();
         }
-        let mut seen = HashSet::new();
+        let mut seen = foldhash::HashSet::default();
+        opts.rooms
+            .iter()
+            .filter_map(|room| rooms.members.get(room))
+            .flat_map(|members| members.keys())
+            .filter(|sid| seen.insert(*sid))
+            .filter_map(pick)
+            .collect()
+    }
+
+    /// The connections targeted by `opts`, for a broadcast: no per-socket lookup, and with a single
+    /// room and no exception (the common `io.to(room).emit(…)`), no deduplication either.
+    fn target_connections(&self, opts: &BroadcastOptions) -> Vec<engineio::Socket> {
+        if opts.rooms.is_empty() {
+            return self
+                .targets(opts)
+                .into_iter()
+                .map(|s| s.inner.client.engine.clone())
+                .collect();
+        }
+        let rooms = self.read();
+        if let ([room], []) = (opts.rooms.as_slice(), opts.except.as_slice()) {
+            return rooms
+                .members
+                .get(room)
+                .map(|members| members.values().cloned().collect())
+                .unwrap_or_default();
+        }
+        let excluded: foldhash::HashSet<&String> = opts
+            .except
+            .iter()
+            .filter_map(|room| rooms.members.get(room))
+            .flat_map(|members| members.keys())
+            .collect();
+        let mut seen = foldhash::HashSet::default();
         opts.rooms
             .iter()
             .filter_map(|room| rooms.members.get(room))
             .flatten()
-            .filter(|sid| seen.insert(*sid))
-            .filter_map(pick)
+            .filter(|(sid, _)| !excluded.contains(sid) && seen.insert(*sid))
+            .map(|(_, connection)| connection.clone())
             .collect()
     }
 }
@@ -163,12 +199,21 @@ pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
 
 impl Adapter for LocalAdapter {
     fn add_all(&self, sid: &str, rooms: &[Room]) {
+        // Only a connected socket can be in a room.
+        let Some(connection) = self
+            .nsp
+            .upgrade()
+            .and_then(|nsp| nsp.socket(sid))
+            .map(|socket| socket.inner.client.engine.clone())
+        else {
+            return;
+        };
         let mut all = self.write();
         for room in rooms {
             all.members
                 .entry(room.clone())
                 .or_default()
-                .insert(sid.to_owned());
+                .insert(sid.to_owned(), connection.clone());
             all.of_socket
                 .entry(sid.to_owned())
                 .or_default()
@@ -214,11 +259,11 @@ impl Adapter for LocalAdapter {
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) {
         let frames = encode_frames(packet);
-        for socket in self.targets(opts) {
-            if opts.volatile && !socket.inner.client.engine.is_writable() {
+        for connection in self.target_connections(opts) {
+            if opts.volatile && !connection.is_writable() {
                 continue;
             }
-            socket.send_frames(frames.iter().cloned());
+            let _ = connection.send_frames(frames.iter().cloned());
         }
     }
 

@@ -1,6 +1,5 @@
 //! Namespaces: static ones by name, dynamic ones created on first connect.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -78,7 +77,7 @@ impl Handlers {
 pub struct NamespaceInner {
     pub(crate) name: String,
     pub(crate) handlers: Arc<Handlers>,
-    pub(crate) sockets: RwLock<HashMap<String, Socket>>,
+    pub(crate) sockets: RwLock<foldhash::HashMap<String, Socket>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
 }
@@ -92,7 +91,7 @@ impl NamespaceInner {
         Arc::new_cyclic(|weak| NamespaceInner {
             name,
             handlers,
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::new(foldhash::HashMap::default()),
             adapter: factory(weak.clone()),
             ack_ids: AtomicU64::new(0),
         })
