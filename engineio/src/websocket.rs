@@ -32,6 +32,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// keeps none).
 const READ_CHUNK: usize = 4096;
 
+/// Messages read and handled in one turn of a connection's task before it lets others run.
+const MESSAGES_PER_POLL: usize = 64;
+
 /// Frames handed to one `writev` call (two slices each: header and payload).
 const FRAMES_PER_WRITE: usize = 64;
 
@@ -342,6 +345,39 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
     tokio::pin!(sleep);
     let mut armed = None;
     poll_fn(|cx| loop {
+        // What the client sent is handled before anything is written, so that the answers to a burst
+        // of packets leave together, in one write.
+        let mut budget = MESSAGES_PER_POLL;
+        let more_to_read = loop {
+            if budget == 0 {
+                break true;
+            }
+            let Poll::Ready(result) = conn.poll_message(cx) else {
+                break false;
+            };
+            budget -= 1;
+            let go_on = match result {
+                Ok(Some(message)) => on_message(shared, conn, message),
+                Ok(None) => {
+                    shared.close(CloseReason::TransportClose, false);
+                    false
+                }
+                Err(ReadError::Ws(err)) => {
+                    tracing::warn!(sid = %shared.id, %err, "invalid WebSocket frame: closing");
+                    shared.lock().ws_close_code = Some(err.close_code());
+                    shared.close(CloseReason::TransportError, false);
+                    false
+                }
+                Err(ReadError::Io(err)) => {
+                    tracing::debug!(sid = %shared.id, %err, "WebSocket read failed");
+                    shared.close(CloseReason::TransportError, false);
+                    false
+                }
+            };
+            if !go_on {
+                break false;
+            }
+        };
         let (closed, deadline) = {
             let mut core = shared.lock();
             // The next batch is taken only once the last one has left: a client that does not read
@@ -356,14 +392,12 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
             if !closed {
                 park_writer(&mut core, cx);
             }
-            (
-                closed,
-                if heartbeat {
-                    core.state.poll_timeout()
-                } else {
-                    None
-                },
-            )
+            let deadline = if heartbeat {
+                core.state.poll_timeout()
+            } else {
+                None
+            };
+            (closed, deadline)
         };
         if closed {
             return Poll::Ready(());
@@ -384,52 +418,48 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
             shared.close(CloseReason::TransportError, false);
             continue;
         }
-        match ready!(conn.poll_message(cx)) {
-            Ok(Some(message)) => on_message(shared, conn, message),
-            Ok(None) => shared.close(CloseReason::TransportClose, false),
-            Err(ReadError::Ws(err)) => {
-                tracing::warn!(sid = %shared.id, %err, "invalid WebSocket frame: closing");
-                shared.lock().ws_close_code = Some(err.close_code());
-                shared.close(CloseReason::TransportError, false);
-            }
-            Err(ReadError::Io(err)) => {
-                tracing::debug!(sid = %shared.id, %err, "WebSocket read failed");
-                shared.close(CloseReason::TransportError, false);
-            }
+        if more_to_read {
+            // Give other connections their turn, then go on reading.
+            cx.waker().wake_by_ref();
         }
+        return Poll::Pending;
     })
     .await
 }
 
-fn on_message(shared: &Arc<Shared>, conn: &mut WsConn, message: WsMessage) {
+/// Handles one message; false when the session closed because of it.
+fn on_message(shared: &Arc<Shared>, conn: &mut WsConn, message: WsMessage) -> bool {
     match message {
         WsMessage::Text(bytes) => {
             let Ok(text) = std::str::from_utf8(&bytes) else {
                 tracing::warn!(sid = %shared.id, "text frame is not UTF-8: closing");
                 shared.lock().ws_close_code = Some(WsError::InvalidUtf8.close_code());
                 shared.close(CloseReason::TransportError, false);
-                return;
+                return false;
             };
             match Packet::decode_text(text) {
-                Ok(packet) => {
-                    apply_packet(shared, packet, text.len());
-                }
+                Ok(packet) => apply_packet(shared, packet, text.len()),
                 Err(err) => {
                     tracing::warn!(sid = %shared.id, %err, "undecodable packet: closing the session");
                     shared.close(CloseReason::ParseError, false);
+                    false
                 }
             }
         }
         WsMessage::Binary(data) => {
             let len = data.len();
-            apply_packet(shared, Packet::Binary(data), len);
+            apply_packet(shared, Packet::Binary(data), len)
         }
-        WsMessage::Ping(payload) => conn.out.push_back(OutFrame::new(opcode::PONG, payload)),
-        WsMessage::Pong => {}
+        WsMessage::Ping(payload) => {
+            conn.out.push_back(OutFrame::new(opcode::PONG, payload));
+            true
+        }
+        WsMessage::Pong => true,
         WsMessage::Close(code) => {
             // The close frame is answered with the client's own code, as the RFC asks.
             shared.lock().ws_close_code = code;
             shared.close(CloseReason::TransportClose, false);
+            false
         }
     }
 }

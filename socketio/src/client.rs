@@ -12,7 +12,7 @@ use crate::handshake::Handshake;
 use crate::namespace::NamespaceInner;
 use crate::packet::{BinaryCollector, Collected, Packet, PacketType};
 use crate::server::ServerInner;
-use crate::socket::{lock, read, DisconnectReason, Job, Socket};
+use crate::socket::{lock, read, DisconnectReason, Socket};
 
 pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
@@ -105,12 +105,11 @@ impl Client {
             self.send_packet(&Packet::new(PacketType::ConnectError, &name, Some(refusal)));
             return;
         };
-        let handshake = Handshake::new(self.engine.request(), auth);
-        let (socket, jobs) =
-            Socket::new(engineio::generate_id(), nsp.clone(), me.clone(), handshake);
+        let handshake = Handshake::new(self.engine.clone(), auth);
+        let socket = Socket::new(engineio::generate_id(), nsp.clone(), me.clone(), handshake);
         let middlewares = read(&nsp.handlers.middlewares).clone();
         if middlewares.is_empty() {
-            me.finish_connect(nsp, socket, jobs);
+            me.finish_connect(nsp, socket);
             return;
         }
         tokio::spawn(async move {
@@ -129,16 +128,11 @@ impl Client {
                     return;
                 }
             }
-            me.finish_connect(nsp, socket, jobs);
+            me.finish_connect(nsp, socket);
         });
     }
 
-    fn finish_connect(
-        &self,
-        nsp: Arc<NamespaceInner>,
-        socket: Socket,
-        jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
-    ) {
+    fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket) {
         if self.engine.is_closed() {
             return;
         }
@@ -163,7 +157,7 @@ impl Client {
                 }
             })
         };
-        socket.start(jobs, on_connect);
+        socket.start(on_connect);
     }
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use engineio::Frame;
-use futures_util::stream::FuturesUnordered;
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -119,15 +119,6 @@ pub(crate) enum AckSlot {
     Broadcast(mpsc::UnboundedSender<(String, Data)>),
 }
 
-/// Work for the socket's task, run in arrival order.
-pub(crate) enum Job {
-    Connect(BoxFuture<'static, ()>),
-    // Boxed: the channel allocates its slots in blocks up front, so a small job keeps every idle
-    // socket small.
-    Event(Box<Packet>),
-    Close(DisconnectReason),
-}
-
 pub(crate) struct SocketInner {
     pub(crate) id: String,
     pub(crate) nsp: Arc<NamespaceInner>,
@@ -139,7 +130,6 @@ pub(crate) struct SocketInner {
     disconnect_handlers: RwLock<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, AckSlot>>,
     connected: AtomicBool,
-    jobs: mpsc::UnboundedSender<Job>,
     extensions: Mutex<http::Extensions>,
 }
 
@@ -176,9 +166,8 @@ impl Socket {
         nsp: Arc<NamespaceInner>,
         client: Arc<Client>,
         handshake: Handshake,
-    ) -> (Socket, mpsc::UnboundedReceiver<Job>) {
-        let (jobs, rx) = mpsc::unbounded_channel();
-        let socket = Socket {
+    ) -> Socket {
+        Socket {
             inner: Arc::new(SocketInner {
                 id,
                 nsp,
@@ -190,11 +179,9 @@ impl Socket {
                 disconnect_handlers: RwLock::new(Vec::new()),
                 acks: Mutex::new(HashMap::new()),
                 connected: AtomicBool::new(false),
-                jobs,
                 extensions: Mutex::new(http::Extensions::new()),
             }),
-        };
-        (socket, rx)
+        }
     }
 
     /// The socket id (also the name of its own room). Never the Engine.IO session id.
@@ -434,22 +421,19 @@ impl Socket {
         lock(&self.inner.acks).remove(&id);
     }
 
-    /// Marks the socket connected and starts its task; `on_connect` runs first.
-    pub(crate) fn start(
-        &self,
-        jobs: mpsc::UnboundedReceiver<Job>,
-        on_connect: BoxFuture<'static, ()>,
-    ) {
+    /// Marks the socket connected and starts the connection handlers.
+    pub(crate) fn start(&self, on_connect: BoxFuture<'static, ()>) {
         self.inner.connected.store(true, Ordering::Release);
-        let _ = self.inner.jobs.send(Job::Connect(on_connect));
-        tokio::spawn(run_jobs(self.clone(), jobs));
+        run_handler(on_connect);
     }
 
     /// An EVENT or ACK packet from the client.
     pub(crate) fn on_packet(&self, packet: Packet) {
         match packet.kind {
             PacketType::Event | PacketType::BinaryEvent => {
-                let _ = self.inner.jobs.send(Job::Event(Box::new(packet)));
+                if let Some(handler) = self.dispatch_event(packet) {
+                    run_handler(handler);
+                }
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = packet.id else { return };
@@ -481,10 +465,7 @@ impl Socket {
             return;
         }
         tracing::debug!(sid = %self.inner.id, nsp = %self.inner.nsp.name, %reason, "socket disconnected");
-        // Without a task (never started), clean up here.
-        if self.inner.jobs.send(Job::Close(reason)).is_err() {
-            self.cleanup();
-        }
+        run_handler(Box::pin(self.clone().close_sequence(reason)));
     }
 
     fn cleanup(&self) {
@@ -545,32 +526,20 @@ impl Socket {
     }
 }
 
-/// Runs a socket's handlers: each starts in arrival order; slow ones do not hold back later ones.
-async fn run_jobs(socket: Socket, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut running: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            job = jobs.recv() => {
-                let Some(job) = job else { break };
-                match job {
-                    Job::Connect(fut) => running.push(fut),
-                    Job::Event(packet) => {
-                        if let Some(fut) = socket.dispatch_event(*packet) {
-                            running.push(fut);
-                        }
-                    }
-                    Job::Close(reason) => {
-                        running.push(Box::pin(socket.clone().close_sequence(reason)));
-                        // Nothing arrives after a close: finish what runs, then stop.
-                        while running.next().await.is_some() {}
-                        return;
-                    }
-                }
-            }
-            Some(()) = running.next(), if !running.is_empty() => {}
+/// Starts a handler. It is polled here first, so a handler that finishes at once (the common case)
+/// costs no task; one that has to wait goes on on a task of its own, whose first poll registers the
+/// wakers this one could not. Handlers of one socket thus start in the order their events arrived, and
+/// a slow one never holds back the next.
+fn run_handler(mut handler: BoxFuture<'static, ()>) {
+    let mut cx = Context::from_waker(Waker::noop());
+    // A panicking handler must not take the connection's I/O task down with it.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(())) => {}
+        Ok(Poll::Pending) => {
+            tokio::spawn(handler);
         }
+        Err(_) => tracing::error!("a handler panicked"),
     }
-    while running.next().await.is_some() {}
 }
 
 /// Answers one client acknowledgement; consumed by sending, so it answers at most once.
