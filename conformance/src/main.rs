@@ -238,9 +238,9 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
     socket.on("handshake", |socket, _, ack| async move {
         let hs = socket.handshake();
         let query: serde_json::Map<String, Value> = hs
-            .query
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .query_pairs()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
             .collect();
         // Absent headers are left out, as `undefined` is by JSON.stringify.
         let mut headers = serde_json::Map::new();
@@ -253,9 +253,9 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             "auth": hs.auth,
             "query": query,
             "headers": headers,
-            "url": hs.url,
-            "secure": hs.secure,
-            "xdomain": hs.xdomain,
+            "url": hs.url().to_string(),
+            "secure": hs.secure(),
+            "xdomain": hs.xdomain(),
         });
         if let Some(ack) = ack {
             ack.send(&(info,)).ok();

@@ -105,11 +105,8 @@ impl App {
 
     fn authenticate(&self, socket: &Socket) -> Result<Identity, ErrorCode> {
         let handshake = socket.handshake();
-        match extract_token(
-            &handshake.auth,
-            &handshake.headers,
-            handshake.query("token"),
-        ) {
+        let query_token = handshake.query("token");
+        match extract_token(&handshake.auth, handshake.headers(), query_token.as_deref()) {
             TokenLookup::Found(token) => self.settings.verifier.verify(token),
             TokenLookup::Malformed => Err(ErrorCode::InvalidToken),
             TokenLookup::Missing => Err(ErrorCode::MissingToken),
@@ -128,7 +125,7 @@ impl App {
             .filter(|ip| !ip.is_empty());
         let ip = match forwarded {
             Some(ip) => ip.to_owned(),
-            None => display_ip(handshake.address.ip()),
+            None => display_ip(handshake.address().ip()),
         };
         let context = match handshake.auth.get("context") {
             Some(context) if !context.is_null() => context.clone(),

@@ -82,8 +82,7 @@ async fn handshake_carries_the_query() {
             let who = socket
                 .handshake()
                 .query("who")
-                .unwrap_or("nobody")
-                .to_owned();
+                .unwrap_or_else(|| "nobody".to_owned());
             socket.emit("who", &who).unwrap();
         });
     })
