@@ -386,8 +386,15 @@ async fn graceful_stop(sig: &str) {
         matches!(told, Incoming::WsClose | Incoming::EngineClose),
         "an orderly close, not a dropped connection: {told:?}"
     );
-    // The polling client hears the Engine.IO close packet on its next poll.
-    let packets = polling.poll().await;
+    // The polling client hears the Engine.IO close packet, after whatever was queued before it (the
+    // WebSocket session's disconnect may have sent it an update first, as the official server does).
+    let mut packets = Vec::new();
+    for _ in 0..3 {
+        packets.extend(polling.poll().await);
+        if packets.contains(&Incoming::EngineClose) {
+            break;
+        }
+    }
     assert!(
         packets.contains(&Incoming::EngineClose),
         "close packet for the polling client: {packets:?}"

@@ -593,6 +593,22 @@ impl Client {
         error
     }
 
+    /// Like [`expect_error_then_disconnect`](Self::expect_error_then_disconnect), after any number of
+    /// `sessions:update` events: news of sessions that were signed out just before this one (their
+    /// disconnect handlers run at once, as in the official server).
+    pub async fn expect_updates_then_error_and_disconnect(&mut self, code: &str) -> Value {
+        loop {
+            match self.next().await {
+                Incoming::Event { name, .. } if name == "sessions:update" => {}
+                other => {
+                    self.pending.push_front(other);
+                    break;
+                }
+            }
+        }
+        self.expect_error_then_disconnect(code).await
+    }
+
     /// Asserts that nothing at all arrives for [`QUIET`].
     pub async fn expect_silence(&mut self) {
         if let Some(item) = self.next_within(QUIET).await {
