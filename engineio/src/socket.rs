@@ -227,7 +227,15 @@ impl Shared {
             drop(core);
             tracing::warn!(sid = %self.id, queued, limit = self.max_buffered_bytes,
                 "client does not read fast enough: outgoing buffer full, closing the session");
-            self.close(CloseReason::TransportError, false);
+            // The sender may be holding its own locks (a broadcast, a handler): the application
+            // hears of the close on a task of its own, never inside a send.
+            if let Some((handler, reason)) = self.close_quietly(CloseReason::TransportError, false)
+            {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn(async move { handler.on_close(reason) })),
+                    Err(_) => handler.on_close(reason),
+                }
+            }
             return Err(SendError::Closed);
         }
         if was_empty {
@@ -253,12 +261,24 @@ impl Shared {
     /// Closes the session once: tells the application, wakes the transports, forgets the session.
     /// With `flush`, frames already queued still leave (a server-side close); without, they are dropped.
     pub(crate) fn close(self: &Arc<Self>, reason: CloseReason, flush: bool) {
+        if let Some((handler, reason)) = self.close_quietly(reason, flush) {
+            handler.on_close(reason);
+        }
+    }
+
+    /// Like [`close`](Self::close), but hands back the application's handler and the reason instead
+    /// of telling it: the caller chooses where `on_close` runs.
+    fn close_quietly(
+        self: &Arc<Self>,
+        reason: CloseReason,
+        flush: bool,
+    ) -> Option<(Arc<dyn ConnectionHandler>, CloseReason)> {
         let (handler, forget_now, reason, writer) = {
             let mut core = self.lock();
             // The state machine may have recorded the reason already (a ping timeout, a close packet);
             // `finished` tells whether this path ran.
             if core.finished {
-                return;
+                return None;
             }
             core.finished = true;
             let reason = core.state.close(reason);
@@ -293,9 +313,7 @@ impl Shared {
         if forget_now {
             self.forget();
         }
-        if let Some(handler) = handler {
-            handler.on_close(reason);
-        }
+        handler.map(|handler| (handler, reason))
     }
 
     /// Removes the session from the server's table.

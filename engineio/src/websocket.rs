@@ -28,8 +28,7 @@ use crate::wsframe::{frame_header, opcode, FrameDecoder, WsError, WsMessage};
 /// How long the last frames and the close frame may take to leave a closed session.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Bytes read per `read` call when no partial frame is waiting (a stack buffer: an idle connection
-/// keeps none).
+/// Bytes read per `read` call, onto the stack.
 const READ_CHUNK: usize = 4096;
 
 /// Messages read and handled in one turn of a connection's task before it lets others run.
@@ -220,30 +219,22 @@ impl WsConn {
                 .decode(&mut self.in_buf)
                 .map_err(ReadError::Ws)?
             {
+                if self.in_buf.is_empty() && self.in_buf.capacity() > READ_CHUNK {
+                    // The rest of a large message's allocation: let it go with the message.
+                    self.in_buf = BytesMut::new();
+                }
                 return Poll::Ready(Ok(Some(message)));
             }
             if self.eof {
                 return Poll::Ready(Ok(None));
             }
-            let read = if self.in_buf.is_empty() {
-                // Nothing pending: read onto the stack and keep only what arrived.
-                let mut chunk = [0u8; READ_CHUNK];
-                let mut buf = ReadBuf::new(&mut chunk);
-                ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf))
-                    .map_err(ReadError::Io)?;
-                self.in_buf.extend_from_slice(buf.filled());
-                buf.filled().len()
-            } else {
-                // A frame is incomplete: read straight behind it.
-                let start = self.in_buf.len();
-                self.in_buf.resize(start + READ_CHUNK.max(start), 0);
-                let mut buf = ReadBuf::new(&mut self.in_buf[start..]);
-                let polled = Pin::new(&mut self.stream).poll_read(cx, &mut buf);
-                let n = buf.filled().len();
-                self.in_buf.truncate(start + n);
-                ready!(polled).map_err(ReadError::Io)?;
-                n
-            };
+            // Read onto the stack and keep only what arrived: an idle connection holds no buffer,
+            // and a client trickling a large frame costs a copy of what it sent, nothing more.
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buf = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf)).map_err(ReadError::Io)?;
+            let read = buf.filled().len();
+            self.in_buf.extend_from_slice(buf.filled());
             if read == 0 {
                 self.eof = true;
             }

@@ -63,6 +63,10 @@ async fn polling_client_that_never_polls_is_closed_when_its_buffer_fills() {
     }
     // 1025-byte frames: seven fit in 8 KiB, the eighth does not.
     assert_eq!(accepted, 7);
+    // The refused send closed the session, but the application hears of it on its own task, never
+    // inside the send (the sender may hold locks its close handler takes).
+    assert!(socket.is_closed());
+    assert!(server.closes_of(&sid).is_empty());
     assert_eq!(
         server.wait_close(&sid, WAIT).await,
         CloseReason::TransportError
