@@ -107,11 +107,11 @@ impl LocalAdapter {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Rooms> {
-        self.rooms.read().unwrap_or_else(|e| e.into_inner())
+        crate::socket::read(&self.rooms)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rooms> {
-        self.rooms.write().unwrap_or_else(|e| e.into_inner())
+        crate::socket::write(&self.rooms)
     }
 
     /// The local sockets targeted by `opts`.
@@ -120,34 +120,18 @@ impl LocalAdapter {
             return Vec::new();
         };
         let rooms = self.read();
-        let excluded: foldhash::HashSet<&String> = opts
-            .except
-            .iter()
-            .filter_map(|room| rooms.members.get(room))
-            .flat_map(|members| members.keys())
-            .collect();
-        let sockets = nsp.sockets.read().unwrap_or_else(|e| e.into_inner());
-        let pick = |sid: &String| {
-            if excluded.contains(sid) {
-                None
-            } else {
-                sockets.get(sid.as_str()).cloned()
-            }
-        };
+        let sockets = crate::socket::read(&nsp.sockets);
         if opts.rooms.is_empty() {
+            let excluded = rooms.members_of(&opts.except);
             return sockets
                 .iter()
                 .filter(|(sid, _)| !excluded.contains(sid))
                 .map(|(_, s)| s.clone())
                 .collect();
         }
-        let mut seen = foldhash::HashSet::default();
-        opts.rooms
-            .iter()
-            .filter_map(|room| rooms.members.get(room))
-            .flat_map(|members| members.keys())
-            .filter(|sid| seen.insert(*sid))
-            .filter_map(pick)
+        rooms
+            .room_targets(opts)
+            .filter_map(|(sid, _)| sockets.get(sid.as_str()).cloned())
             .collect()
     }
 
@@ -169,20 +153,37 @@ impl LocalAdapter {
                 .map(|members| members.values().cloned().collect())
                 .unwrap_or_default();
         }
-        let excluded: foldhash::HashSet<&String> = opts
-            .except
+        rooms
+            .room_targets(opts)
+            .map(|(_, connection)| connection.clone())
+            .collect()
+    }
+}
+
+impl Rooms {
+    /// The ids of the sockets in any of `rooms`.
+    fn members_of(&self, rooms: &[Room]) -> foldhash::HashSet<&String> {
+        rooms
             .iter()
-            .filter_map(|room| rooms.members.get(room))
+            .filter_map(|room| self.members.get(room))
             .flat_map(|members| members.keys())
-            .collect();
+            .collect()
+    }
+
+    /// The members of `opts.rooms`, each once, except those in `opts.except`.
+    fn room_targets<'a>(
+        &'a self,
+        opts: &'a BroadcastOptions,
+    ) -> impl Iterator<Item = (&'a String, &'a engineio::Socket)> + 'a {
+        let excluded = self.members_of(&opts.except);
+        // A single room lists each member once already (`socket.to(room)`: its own id excepted).
+        let dedup = opts.rooms.len() > 1;
         let mut seen = foldhash::HashSet::default();
         opts.rooms
             .iter()
-            .filter_map(|room| rooms.members.get(room))
+            .filter_map(|room| self.members.get(room))
             .flatten()
-            .filter(|(sid, _)| !excluded.contains(sid) && seen.insert(*sid))
-            .map(|(_, connection)| connection.clone())
-            .collect()
+            .filter(move |(sid, _)| !excluded.contains(sid) && (!dedup || seen.insert(*sid)))
     }
 }
 
@@ -284,11 +285,10 @@ impl Adapter for LocalAdapter {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut waiting: Vec<Socket> = Vec::with_capacity(targets.len());
         for socket in targets {
+            if opts.volatile && !socket.inner.client.engine.is_writable() {
+                continue;
+            }
             if socket.register_broadcast_ack(id, tx.clone()) {
-                if opts.volatile && !socket.inner.client.engine.is_writable() {
-                    socket.forget_ack(id);
-                    continue;
-                }
                 socket.send_frames(frames.iter().cloned());
                 waiting.push(socket);
             }

@@ -1,7 +1,7 @@
 //! One Engine.IO connection seen by Socket.IO: it decodes packets and routes them to namespaces.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use engineio::{CloseReason, ConnectionHandler, Message};
@@ -24,6 +24,10 @@ pub(crate) struct Client {
     max_attachments: usize,
     /// The connectTimeout timer, cancelled once a namespace is joined.
     connect_timer: Mutex<Option<tokio::task::AbortHandle>>,
+    /// CONNECTs waiting for their namespace's middlewares.
+    pending_connects: AtomicUsize,
+    /// Where the handlers of this connection's sockets that have to wait run.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 impl Client {
@@ -37,11 +41,13 @@ impl Client {
             ever_connected: AtomicBool::new(false),
             max_attachments: server.config.max_attachments,
             connect_timer: Mutex::new(None),
+            pending_connects: AtomicUsize::new(0),
+            runtime: tokio::runtime::Handle::current(),
         });
         // A connection that joins no namespace within connectTimeout is closed.
         let weak = Arc::downgrade(&client);
         let timeout = server.config.connect_timeout;
-        tokio::spawn(async move {
+        let timer = client.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(client) = weak.upgrade() {
                 if !client.ever_connected.load(Ordering::Acquire) {
@@ -53,6 +59,7 @@ impl Client {
                 }
             }
         });
+        *lock(&client.connect_timer) = Some(timer.abort_handle());
         client
     }
 
@@ -93,7 +100,9 @@ impl Client {
         let (Some(server), Some(me)) = (self.server.upgrade(), self.me.upgrade()) else {
             return;
         };
-        if lock(&self.sockets).len() >= server.config.max_namespaces_per_connection {
+        // CONNECTs still in their middlewares count too: a flood of them cannot pile up tasks.
+        let in_progress = self.pending_connects.load(Ordering::Acquire);
+        if lock(&self.sockets).len() + in_progress >= server.config.max_namespaces_per_connection {
             tracing::warn!(sid = self.engine.id(), nsp = %name, "too many namespaces on one connection");
             let refusal = json!({ "message": "Too many namespaces" });
             self.send_packet(&Packet::new(PacketType::ConnectError, &name, Some(refusal)));
@@ -112,7 +121,16 @@ impl Client {
             me.finish_connect(nsp, socket);
             return;
         }
-        tokio::spawn(async move {
+        self.pending_connects.fetch_add(1, Ordering::AcqRel);
+        self.runtime.spawn(async move {
+            // Released however this task ends (refusal, success, a panicking middleware).
+            struct Pending(Arc<Client>);
+            impl Drop for Pending {
+                fn drop(&mut self) {
+                    self.0.pending_connects.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+            let pending = Pending(me.clone());
             for middleware in middlewares {
                 if let Err(refusal) = middleware(socket.clone()).await {
                     tracing::debug!(nsp = %nsp.name, message = %refusal.message, "connect refused by a middleware");
@@ -128,24 +146,32 @@ impl Client {
                     return;
                 }
             }
+            drop(pending);
             me.finish_connect(nsp, socket);
         });
     }
 
     fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket) {
-        if self.engine.is_closed() {
-            return;
-        }
+        // Connected before it is reachable, and registered under the lock the connection's close
+        // drains: a close racing this connect either comes first (nothing is registered) or finds
+        // the socket and cleans it up.
+        socket.mark_connected();
+        let previous = {
+            let mut sockets = lock(&self.sockets);
+            if self.engine.is_closed() {
+                return;
+            }
+            crate::socket::write(&nsp.sockets).insert(socket.id().to_owned(), socket.clone());
+            nsp.adapter.add_all(socket.id(), &[socket.id().to_owned()]);
+            sockets.insert(nsp.name.clone(), socket.clone())
+        };
         self.ever_connected.store(true, Ordering::Release);
         if let Some(timer) = lock(&self.connect_timer).take() {
             timer.abort();
         }
-        let previous = lock(&self.sockets).insert(nsp.name.clone(), socket.clone());
         if let Some(previous) = previous {
             previous.on_close(DisconnectReason::ClientNamespaceDisconnect);
         }
-        crate::socket::write(&nsp.sockets).insert(socket.id().to_owned(), socket.clone());
-        nsp.adapter.add_all(socket.id(), &[socket.id().to_owned()]);
         self.send_packet(&Packet::connect(&nsp.name, socket.id()));
         tracing::debug!(sid = socket.id(), nsp = %nsp.name, "socket connected");
         let handlers = read(&nsp.handlers.connection).clone();

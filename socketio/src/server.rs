@@ -97,6 +97,10 @@ impl ServerInner {
 
     fn of(&self, name: &str) -> Arc<NamespaceInner> {
         let name = normalize(name);
+        // Every `io.of(…)` / `io.to(…)` comes here: the write lock only for a new namespace.
+        if let Some(nsp) = read(&self.namespaces).get(&name) {
+            return nsp.clone();
+        }
         let mut namespaces = write(&self.namespaces);
         namespaces
             .entry(name.clone())

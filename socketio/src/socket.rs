@@ -292,18 +292,23 @@ impl Socket {
         if !self.insert_ack(id, AckSlot::Single(tx)) {
             return Err(AckError::TooManyPending);
         }
+        // However this call ends (answer, timeout, disconnect, or the caller dropping it), the slot
+        // does not outlive it.
+        struct Forget<'a>(&'a Socket, u64);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget_ack(self.1);
+            }
+        }
+        let _forget = Forget(self, id);
         let packet = event_packet(&self.inner.nsp.name, event, data, Some(id));
         if !self.send_frames(encode_frames(&packet)) {
-            self.forget_ack(id);
             return Err(AckError::Disconnected);
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(data)) => Ok(data),
             Ok(Err(_)) => Err(AckError::Disconnected),
-            Err(_) => {
-                self.forget_ack(id);
-                Err(AckError::Timeout)
-            }
+            Err(_) => Err(AckError::Timeout),
         }
     }
 
@@ -421,10 +426,31 @@ impl Socket {
         lock(&self.inner.acks).remove(&id);
     }
 
-    /// Marks the socket connected and starts the connection handlers.
-    pub(crate) fn start(&self, on_connect: BoxFuture<'static, ()>) {
+    /// Marks the socket connected: from now on it leaves through [`on_close`](Self::on_close).
+    pub(crate) fn mark_connected(&self) {
         self.inner.connected.store(true, Ordering::Release);
-        run_handler(on_connect);
+    }
+
+    /// Starts the connection handlers.
+    pub(crate) fn start(&self, on_connect: BoxFuture<'static, ()>) {
+        self.run_handler(on_connect);
+    }
+
+    /// Starts a handler. It is polled here first, so a handler that finishes at once (the common
+    /// case) costs no task; one that has to wait goes on on a task of its own (on the connection's
+    /// runtime, whatever thread this is), whose first poll registers the wakers this one could not.
+    /// Handlers of one socket thus start in the order their events arrived, and a slow one never
+    /// holds back the next.
+    fn run_handler(&self, mut handler: BoxFuture<'static, ()>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        // A panicking handler must not take the connection's I/O task down with it.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(&mut cx))) {
+            Ok(Poll::Ready(())) => {}
+            Ok(Poll::Pending) => {
+                self.inner.client.runtime.spawn(handler);
+            }
+            Err(_) => tracing::error!(sid = %self.inner.id, "a handler panicked"),
+        }
     }
 
     /// An EVENT or ACK packet from the client.
@@ -432,7 +458,7 @@ impl Socket {
         match packet.kind {
             PacketType::Event | PacketType::BinaryEvent => {
                 if let Some(handler) = self.dispatch_event(packet) {
-                    run_handler(handler);
+                    self.run_handler(handler);
                 }
             }
             PacketType::Ack | PacketType::BinaryAck => {
@@ -465,7 +491,7 @@ impl Socket {
             return;
         }
         tracing::debug!(sid = %self.inner.id, nsp = %self.inner.nsp.name, %reason, "socket disconnected");
-        run_handler(Box::pin(self.clone().close_sequence(reason)));
+        self.run_handler(Box::pin(self.clone().close_sequence(reason)));
     }
 
     fn cleanup(&self) {
@@ -494,6 +520,9 @@ impl Socket {
         });
         let handler = read(&self.inner.handlers).get(&name).cloned();
         let any: Vec<AnyHandler> = read(&self.inner.any_handlers).clone();
+        if any.is_empty() {
+            return handler.map(|handler| handler(self.clone(), data, ack));
+        }
         // Catch-all listeners see the event first, as in the official server.
         let mut futures: Vec<BoxFuture<'static, ()>> = Vec::new();
         for h in any {
@@ -502,43 +531,34 @@ impl Socket {
         if let Some(handler) = handler {
             futures.push(handler(self.clone(), data, ack));
         }
-        match futures.len() {
-            0 => None,
-            1 => futures.pop(),
-            _ => Some(Box::pin(async move {
-                for f in futures {
-                    f.await;
-                }
-            })),
+        if futures.len() == 1 {
+            return futures.pop();
         }
+        Some(Box::pin(async move {
+            for f in futures {
+                f.await;
+            }
+        }))
     }
 
     async fn close_sequence(self, reason: DisconnectReason) {
+        // The socket leaves its rooms and namespace even if a `disconnecting` handler panics.
+        struct Cleanup(Socket);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                self.0.cleanup();
+            }
+        }
+        let cleanup = Cleanup(self.clone());
         let disconnecting: Vec<_> = read(&self.inner.disconnecting_handlers).clone();
         for handler in disconnecting {
             handler(self.clone(), reason).await;
         }
-        self.cleanup();
+        drop(cleanup);
         let disconnect: Vec<_> = read(&self.inner.disconnect_handlers).clone();
         for handler in disconnect {
             handler(self.clone(), reason).await;
         }
-    }
-}
-
-/// Starts a handler. It is polled here first, so a handler that finishes at once (the common case)
-/// costs no task; one that has to wait goes on on a task of its own, whose first poll registers the
-/// wakers this one could not. Handlers of one socket thus start in the order their events arrived, and
-/// a slow one never holds back the next.
-fn run_handler(mut handler: BoxFuture<'static, ()>) {
-    let mut cx = Context::from_waker(Waker::noop());
-    // A panicking handler must not take the connection's I/O task down with it.
-    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(&mut cx))) {
-        Ok(Poll::Ready(())) => {}
-        Ok(Poll::Pending) => {
-            tokio::spawn(handler);
-        }
-        Err(_) => tracing::error!("a handler panicked"),
     }
 }
 
