@@ -1,6 +1,5 @@
 //! The `/sessions` namespace: authentication, the live list, revocation.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -125,7 +124,8 @@ impl App {
             .filter(|ip| !ip.is_empty());
         let ip = match forwarded {
             Some(ip) => ip.to_owned(),
-            None => display_ip(handshake.address().ip()),
+            // IPv4-mapped IPv6 addresses in their IPv4 form, as people write them.
+            None => handshake.address().ip().to_canonical().to_string(),
         };
         let context = match handshake.auth.get("context") {
             Some(context) if !context.is_null() => context.clone(),
@@ -310,16 +310,5 @@ impl App {
 fn reply(ack: Option<AckSender>, value: Value) {
     if let Some(ack) = ack {
         ack.send(&(value,)).ok();
-    }
-}
-
-/// An address as people write it: IPv4-mapped IPv6 addresses in their IPv4 form.
-fn display_ip(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        IpAddr::V4(v4) => v4.to_string(),
     }
 }

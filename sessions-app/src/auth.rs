@@ -270,7 +270,11 @@ impl Verifier {
             None => None,
             Some(exp) => {
                 let secs = exp.as_f64().ok_or(ErrorCode::InvalidToken)?;
-                Some(UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)))
+                // An `exp` past what a clock can hold (a signed token may say anything) never
+                // comes: no expiry timer rather than an overflow.
+                Duration::try_from_secs_f64(secs.max(0.0))
+                    .ok()
+                    .and_then(|after| UNIX_EPOCH.checked_add(after))
             }
         };
         Ok(Identity { user, expires_at })
@@ -385,6 +389,16 @@ mod tests {
             Algorithm::HS512,
         );
         assert_eq!(v.verify(&hs512).unwrap().user, "bob");
+    }
+
+    #[test]
+    fn an_exp_beyond_any_clock_is_no_expiry_not_a_panic() {
+        let v = verifier(None, None);
+        for exp in [json!(1e300), json!(u64::MAX), json!(9.3e18)] {
+            let token = sign(json!({"sub": "a", "exp": exp}), b"secret", Algorithm::HS256);
+            let identity = v.verify(&token).expect("valid signature, far future");
+            assert_eq!(identity.expires_at, None, "exp {exp}");
+        }
     }
 
     #[test]
