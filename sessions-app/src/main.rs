@@ -1,7 +1,8 @@
 //! `sessions-app`: runs the sessions server, or prints a token (`sessions-app token --sub alice`).
 
+use std::cell::Cell;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sessions_app::config::{Cli, Command};
@@ -45,7 +46,11 @@ fn main() -> ExitCode {
         };
     }
 
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(release_thread_cache)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("sessions-app: cannot start the runtime: {err}");
@@ -53,6 +58,13 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // An idle runtime never parks again; this tick lets `release_thread_cache` run after load.
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(CACHE_RELEASE_PERIOD);
+            loop {
+                tick.tick().await;
+            }
+        });
         let listener = match tokio::net::TcpListener::bind(cli.settings.listen).await {
             Ok(listener) => listener,
             Err(err) => {
@@ -84,6 +96,46 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// How often at most a worker thread hands its allocator cache back.
+const CACHE_RELEASE_PERIOD: Duration = Duration::from_secs(1);
+
+/// Runs when a worker thread goes idle: at most once per [`CACHE_RELEASE_PERIOD`], hands the
+/// thread's jemalloc cache of freed blocks back to the shared arena.
+///
+/// jemalloc trims a thread's cache only while that thread keeps allocating, so after a wave of
+/// disconnects an idle server would keep the blocks (and every page they sit on) for good: measured,
+/// 1,000 closed connections left half of their memory resident. Flushed, the arena's background
+/// thread returns those pages within its decay time (`.cargo/config.toml`).
+fn release_thread_cache() {
+    thread_local! {
+        static LAST_RELEASE: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    let due = LAST_RELEASE.with(|last| {
+        let due = last
+            .get()
+            .is_none_or(|at| now.duration_since(at) >= CACHE_RELEASE_PERIOD);
+        if due {
+            last.set(Some(now));
+        }
+        due
+    });
+    if due {
+        // SAFETY: "thread.tcache.flush" is a NUL-terminated control name that reads and writes
+        // nothing, which is exactly what null pointers and a zero length tell mallctl.
+        #[allow(unsafe_code)]
+        unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"thread.tcache.flush".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -5,7 +5,8 @@
 //! Settings: pingInterval 25 s, pingTimeout 20 s, maxHttpBufferSize 1e6, no compression,
 //! 127.0.0.1 only. Port: first argument, else `PORT`, else 3000.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -22,14 +23,62 @@ fn main() -> std::io::Result<()> {
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(release_thread_cache)
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
+            .on_thread_park(release_thread_cache)
             .build()?
     };
-    runtime.block_on(serve(port))
+    runtime.block_on(async {
+        // An idle runtime never parks again; this tick lets `release_thread_cache` run after load.
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(CACHE_RELEASE_PERIOD);
+            loop {
+                tick.tick().await;
+            }
+        });
+        serve(port).await
+    })
+}
+
+/// How often at most a worker thread hands its allocator cache back.
+const CACHE_RELEASE_PERIOD: Duration = Duration::from_secs(1);
+
+/// When a worker goes idle, at most once per second: hand the thread's jemalloc cache of freed
+/// blocks back to the arena (as the sessions-app binary does; jemalloc trims a thread cache only
+/// while the thread allocates, so an idle server would otherwise keep those pages resident).
+fn release_thread_cache() {
+    thread_local! {
+        static LAST_RELEASE: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    let now = Instant::now();
+    let due = LAST_RELEASE.with(|last| {
+        let due = last
+            .get()
+            .is_none_or(|at| now.duration_since(at) >= CACHE_RELEASE_PERIOD);
+        if due {
+            last.set(Some(now));
+        }
+        due
+    });
+    if due {
+        // SAFETY: "thread.tcache.flush" is a NUL-terminated control name that reads and writes
+        // nothing, which is exactly what null pointers and a zero length tell mallctl.
+        unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"thread.tcache.flush".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+    }
 }
 
 async fn serve(port: u16) -> std::io::Result<()> {
