@@ -46,7 +46,9 @@ fn main() -> ExitCode {
         };
     }
 
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .on_thread_park(release_thread_cache)
         .build()
@@ -58,13 +60,18 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        // An idle runtime never parks again; this tick lets `release_thread_cache` run after load.
-        tokio::spawn(async {
-            let mut tick = tokio::time::interval(CACHE_RELEASE_PERIOD);
-            loop {
-                tick.tick().await;
-            }
-        });
+        // An idle runtime parks once and sleeps. One tick per worker, firing together, wakes every
+        // worker each second (tokio hands the extra ready tasks to sleeping workers), so each passes
+        // through `release_thread_cache` after the load is gone. Measured with 2 workers: 1,000
+        // closed connections gave back 53–63 % of their memory with a single tick, 87 % with these.
+        for _ in 0..workers {
+            tokio::spawn(async {
+                let mut tick = tokio::time::interval(CACHE_RELEASE_PERIOD);
+                loop {
+                    tick.tick().await;
+                }
+            });
+        }
         let listener = match tokio::net::TcpListener::bind(cli.settings.listen).await {
             Ok(listener) => listener,
             Err(err) => {
@@ -98,7 +105,8 @@ fn main() -> ExitCode {
     })
 }
 
-/// How often at most a worker thread hands its allocator cache back.
+/// How often at most a worker thread hands its allocator cache back: flushing on every park
+/// (thousands a second under load) cost 20–30 % of the echo benchmark's throughput.
 const CACHE_RELEASE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Runs when a worker thread goes idle: at most once per [`CACHE_RELEASE_PERIOD`], hands the
