@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::packet::{Frame, Packet};
@@ -36,6 +36,10 @@ const MESSAGES_PER_POLL: usize = 64;
 
 /// Frames handed to one `writev` call (two slices each: header and payload).
 const FRAMES_PER_WRITE: usize = 64;
+
+/// Reading pauses while more frames than this wait to be written: a client that sends (pings, say)
+/// but does not read gets TCP backpressure instead of an ever longer queue of answers.
+const MAX_UNWRITTEN_FRAMES: usize = 2 * FRAMES_PER_WRITE;
 
 /// The upgraded connection: the plain TCP stream when the server accepted it itself (no dynamic
 /// dispatch, no extra buffering), any other upgraded stream otherwise.
@@ -246,7 +250,13 @@ impl WsConn {
         self.push_close(code);
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             poll_fn(|cx| self.poll_flush(cx)).await?;
-            self.stream.shutdown().await
+            self.stream.shutdown().await?;
+            // Read (and drop) what the client still sends until it closes too: closing a socket with
+            // unread input makes the kernel answer with a reset, which can destroy the close frame
+            // before the client reads it.
+            let mut chunk = [0u8; READ_CHUNK];
+            while self.stream.read(&mut chunk).await? > 0 {}
+            io::Result::Ok(())
         })
         .await;
     }
@@ -286,25 +296,37 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
             message = poll_fn(|cx| conn.poll_message(cx)) => message,
             _ = &mut notified => continue,
         };
+        // The packet, or the close code that ends the attempt.
         let packet = match message {
-            Ok(Some(WsMessage::Text(text))) => std::str::from_utf8(&text)
-                .ok()
-                .and_then(|text| Packet::decode_text(text).ok()),
-            Ok(Some(WsMessage::Binary(data))) => Some(Packet::Binary(data)),
-            Ok(Some(WsMessage::Ping(_) | WsMessage::Pong)) => continue,
-            Ok(Some(WsMessage::Close(_)) | None) | Err(_) => None,
+            Ok(Some(WsMessage::Text(text))) => match std::str::from_utf8(&text) {
+                Ok(text) => Packet::decode_text(text).map_err(|_| None),
+                Err(_) => Err(Some(WsError::InvalidUtf8.close_code())),
+            },
+            Ok(Some(WsMessage::Binary(data))) => Ok(Packet::Binary(data)),
+            Ok(Some(WsMessage::Ping(payload))) => {
+                conn.out.push_back(OutFrame::new(opcode::PONG, payload));
+                if !flush_unless_state_changes(&mut conn, notified).await {
+                    shared.lock().state.abort_upgrade();
+                    return;
+                }
+                continue;
+            }
+            Ok(Some(WsMessage::Pong)) => continue,
+            Ok(Some(WsMessage::Close(code))) => Err(code),
+            Ok(None) | Err(ReadError::Io(_)) => Err(None),
+            Err(ReadError::Ws(err)) => Err(Some(err.close_code())),
         };
-        let step = match packet {
-            Some(packet) => shared.lock().state.on_probe_packet(packet),
-            None => {
+        let (step, code) = match packet {
+            Ok(packet) => (shared.lock().state.on_probe_packet(packet), None),
+            Err(code) => {
                 shared.lock().state.abort_upgrade();
-                Step::AbortUpgrade
+                (Step::AbortUpgrade, code)
             }
         };
         match step {
             Step::AnswerProbe => {
                 conn.push(Frame::Text(Bytes::from_static(b"3probe")));
-                if poll_fn(|cx| conn.poll_flush(cx)).await.is_err() {
+                if !flush_unless_state_changes(&mut conn, notified).await {
                     shared.lock().state.abort_upgrade();
                     return;
                 }
@@ -318,7 +340,7 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
             }
             _ => {
                 tracing::debug!(sid = %shared.id, "upgrade abandoned");
-                conn.close(None).await;
+                conn.close(code).await;
                 return;
             }
         }
@@ -327,6 +349,19 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
     drive(&shared, &mut conn, false).await;
     let code = shared.lock().ws_close_code;
     conn.close(code).await;
+}
+
+/// Writes the pending frames of an upgrading connection; false if the write failed. A change of the
+/// session's state (upgrade timeout, close) ends the wait: a client that sends probes but never
+/// reads cannot hold the task past the upgrade deadline. Unwritten frames stay queued.
+async fn flush_unless_state_changes(
+    conn: &mut WsConn,
+    state_change: Pin<&mut tokio::sync::futures::Notified<'_>>,
+) -> bool {
+    tokio::select! {
+        flushed = poll_fn(|cx| conn.poll_flush(cx)) => flushed.is_ok(),
+        _ = state_change => true,
+    }
 }
 
 /// The connection's loop until the session closes: hands queued frames to the socket, reads and
@@ -342,6 +377,10 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
         let more_to_read = loop {
             if budget == 0 {
                 break true;
+            }
+            if conn.out.len() > MAX_UNWRITTEN_FRAMES {
+                // Resumed when the socket takes our frames again (the flush below wakes us).
+                break false;
             }
             let Poll::Ready(result) = conn.poll_message(cx) else {
                 break false;
@@ -404,10 +443,17 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
                 continue;
             }
         }
-        if let Poll::Ready(Err(err)) = conn.poll_flush(cx) {
-            tracing::debug!(sid = %shared.id, %err, "WebSocket write failed");
-            shared.close(CloseReason::TransportError, false);
-            continue;
+        let had_unwritten = !conn.out.is_empty();
+        match conn.poll_flush(cx) {
+            Poll::Ready(Err(err)) => {
+                tracing::debug!(sid = %shared.id, %err, "WebSocket write failed");
+                shared.close(CloseReason::TransportError, false);
+                continue;
+            }
+            // The batch has left: frames queued while it was in the way were left in the queue,
+            // and no wake-up will come for them. Take them now, and read again.
+            Poll::Ready(Ok(())) if had_unwritten => continue,
+            _ => {}
         }
         if more_to_read {
             // Give other connections their turn, then go on reading.

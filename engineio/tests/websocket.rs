@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use engineio::{CloseReason, Config, Message, TransportKind};
 use support::*;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -157,4 +159,58 @@ async fn websocket_close_frame_is_a_transport_close() {
         CloseReason::TransportClose
     );
     server.wait_session_count(0, WAIT).await;
+}
+
+#[tokio::test]
+async fn frames_queued_behind_a_blocked_write_leave_once_it_drains() {
+    let mut config = Config::default();
+    config.max_buffered_bytes = 64 << 20;
+    let server = start(config).await;
+    let (mut ws, sid, _) = server.ws_session().await;
+    let socket = server.socket(&sid);
+    // 16 MiB while the client reads nothing: more than the kernel's socket buffers take, so the
+    // writer's batch is stuck and what follows waits in the session's queue.
+    let chunk = "b".repeat(64 * 1024);
+    const CHUNKS: usize = 256;
+    for _ in 0..CHUNKS {
+        socket.send_text(&chunk).unwrap();
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    socket.send_text("last").unwrap();
+    // pingInterval is 25 s: nothing but the drained batch can bring the rest out before that.
+    let last = tokio::time::timeout(Duration::from_secs(10), async {
+        for i in 0..CHUNKS {
+            assert_eq!(recv_text(&mut ws).await.len(), chunk.len() + 1, "frame {i}");
+        }
+        recv_text(&mut ws).await
+    })
+    .await
+    .expect("frames were left in the queue after the blocked write drained");
+    assert_eq!(last, "4last");
+}
+
+#[tokio::test]
+async fn a_client_that_pings_but_never_reads_is_held_back_by_tcp() {
+    let server = start_default().await;
+    let (mut ws, _sid, _) = server.ws_session().await;
+    let payload = vec![0u8; 125];
+    // Every ping asks for a pong of the same size. A server that reads on regardless would queue
+    // 25 MB of pongs for this client; one that stops reading lets TCP block the client's sends.
+    const PINGS: usize = 200_000;
+    let mut sent = 0;
+    while sent < PINGS {
+        let ping = futures_util::SinkExt::send(&mut ws, WsMessage::Ping(payload.clone().into()));
+        if tokio::time::timeout(Duration::from_secs(1), ping)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(
+        sent < PINGS,
+        "the server read {sent} pings from a client that reads none of its pongs"
+    );
 }
