@@ -88,6 +88,9 @@ pub(crate) struct Core {
     /// The WebSocket writer, waiting for frames: woken directly, without a `Notify`, because this
     /// is the path every packet of every broadcast takes.
     pub(crate) ws_writer: Option<std::task::Waker>,
+    /// `ws_writer` was woken and has not parked since: later frames need no wake-up of their own.
+    /// The waker stays in place (woken by reference), so parking again costs no clone.
+    pub(crate) ws_writer_woken: bool,
 }
 
 impl Socket {
@@ -185,6 +188,7 @@ impl Shared {
                 lingering: false,
                 close_alone: false,
                 ws_writer: None,
+                ws_writer_woken: false,
             }),
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
@@ -239,14 +243,16 @@ impl Shared {
             return Err(SendError::Closed);
         }
         if was_empty {
-            let writer = core.ws_writer.take();
             let polling = core.state.transport() == TransportKind::Polling;
-            drop(core);
-            match writer {
-                Some(writer) => writer.wake(),
+            if let Some(writer) = &core.ws_writer {
+                if !core.ws_writer_woken {
+                    writer.wake_by_ref();
+                    core.ws_writer_woken = true;
+                }
+            } else if polling {
+                drop(core);
                 // A poll (or an upgrade in progress) waits on the notify.
-                None if polling => self.writer_wake.notify_waiters(),
-                None => {}
+                self.writer_wake.notify_waiters();
             }
         }
         Ok(())
