@@ -8,6 +8,7 @@
 //! GET  ?EIO=4&transport=websocket&sid=S (Upgrade)      → 101, then 2probe/3probe/5 (see `session`)
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -177,21 +178,34 @@ impl std::fmt::Debug for EngineIo {
     }
 }
 
-struct Query {
-    eio: Option<String>,
-    transport: Option<String>,
-    sid: Option<String>,
+struct Query<'a> {
+    eio: Option<Cow<'a, str>>,
+    transport: Option<Cow<'a, str>>,
+    sid: Option<Cow<'a, str>>,
 }
 
-impl Query {
+impl<'a> Query<'a> {
     /// The three parameters routing needs, in one pass over the query string (first one wins).
-    fn parse(uri: &http::Uri) -> Query {
+    /// Borrowed from the URI unless escaped: this runs on every polling request.
+    fn parse(uri: &'a http::Uri) -> Query<'a> {
         let mut query = Query {
             eio: None,
             transport: None,
             sid: None,
         };
-        for (key, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        for segment in uri.query().unwrap_or("").split('&') {
+            if segment.is_empty() {
+                continue;
+            }
+            let (key, value) = if segment.bytes().any(|b| b == b'%' || b == b'+') {
+                match form_urlencoded::parse(segment.as_bytes()).next() {
+                    Some(pair) => pair,
+                    None => continue,
+                }
+            } else {
+                let (key, value) = segment.split_once('=').unwrap_or((segment, ""));
+                (Cow::Borrowed(key), Cow::Borrowed(value))
+            };
             let slot = match &*key {
                 "EIO" => &mut query.eio,
                 "transport" => &mut query.transport,
@@ -199,7 +213,7 @@ impl Query {
                 _ => continue,
             };
             if slot.is_none() {
-                *slot = Some(value.into_owned());
+                *slot = Some(value);
             }
         }
         query
@@ -654,5 +668,46 @@ where
                 tracing::trace!(%err, %remote, "HTTP connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(uri: &'static str) -> (Option<String>, Option<String>, Option<String>) {
+        let uri: http::Uri = uri.parse().unwrap();
+        let query = Query::parse(&uri);
+        let owned = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned);
+        (owned(query.eio), owned(query.transport), owned(query.sid))
+    }
+
+    #[test]
+    fn query_takes_the_first_of_each_routing_parameter() {
+        assert_eq!(
+            parse("/socket.io/?EIO=4&transport=polling&t=x&sid=abc&sid=def&EIO=3"),
+            (Some("4".into()), Some("polling".into()), Some("abc".into()))
+        );
+    }
+
+    #[test]
+    fn query_decodes_escaped_keys_and_values() {
+        assert_eq!(
+            parse("/socket.io/?E%49O=4&transport=web%73ocket&sid=a+b%2Fc"),
+            (
+                Some("4".into()),
+                Some("websocket".into()),
+                Some("a b/c".into())
+            )
+        );
+    }
+
+    #[test]
+    fn query_handles_missing_values_and_empty_segments() {
+        assert_eq!(
+            parse("/socket.io/?&&EIO&transport=&sid=x=y"),
+            (Some("".into()), Some("".into()), Some("x=y".into()))
+        );
+        assert_eq!(parse("/socket.io/"), (None, None, None));
     }
 }
