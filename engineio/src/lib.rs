@@ -42,6 +42,7 @@
 //! }
 //! ```
 
+mod accepted;
 mod config;
 mod cors;
 mod handler;

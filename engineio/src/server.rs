@@ -22,8 +22,9 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
+use crate::accepted::AcceptedStream;
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::packet::Frame;
@@ -472,13 +473,14 @@ impl EngineIo {
     async fn finish_upgrade(&self, pending: hyper::upgrade::OnUpgrade) -> Option<WsConn> {
         let max_message = self.shared.config.max_http_buffer_size;
         match pending.await {
-            // Our own listener's connections come back as the plain TCP stream.
-            Ok(upgraded) => Some(match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => WsConn::new(
-                    websocket::Stream::Tcp(parts.io.into_inner()),
-                    parts.read_buf,
-                    max_message,
-                ),
+            // Our own listener's connections come back as the plain TCP stream, with the 101
+            // response still to send (it leaves with the first frames).
+            Ok(upgraded) => Some(match upgraded.downcast::<TokioIo<AcceptedStream>>() {
+                Ok(parts) => {
+                    let (stream, switching) = parts.io.into_inner().into_parts();
+                    WsConn::new(websocket::Stream::Tcp(stream), parts.read_buf, max_message)
+                        .with_unsent_response(switching)
+                }
                 Err(upgraded) => WsConn::new(
                     websocket::Stream::Other(TokioIo::new(upgraded)),
                     Bytes::new(),
@@ -662,7 +664,7 @@ where
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(AcceptedStream::new(stream)), svc)
                 .with_upgrades();
             if let Err(err) = connection.await {
                 tracing::trace!(%err, %remote, "HTTP connection ended with an error");

@@ -125,6 +125,15 @@ impl OutFrame {
         }
     }
 
+    /// Bytes sent as they are, before any frame (the held 101 response).
+    fn raw(bytes: Bytes) -> Self {
+        OutFrame {
+            header: [0; 10],
+            header_len: 0,
+            payload: bytes,
+        }
+    }
+
     fn len(&self) -> usize {
         usize::from(self.header_len) + self.payload.len()
     }
@@ -158,6 +167,22 @@ impl WsConn {
             written: 0,
             eof: false,
         }
+    }
+
+    /// The connection with the HTTP response that accepted it still to send, before any frame.
+    pub(crate) fn with_unsent_response(mut self, response: Bytes) -> Self {
+        if !response.is_empty() {
+            self.out.push_front(OutFrame::raw(response));
+        }
+        self
+    }
+
+    /// Moves the session's queued frames behind the ones already pending.
+    fn take_queued(&mut self, core: &mut crate::socket::Core) {
+        for frame in core.queue.drain(..) {
+            self.push(frame);
+        }
+        core.queued_bytes = 0;
     }
 
     fn push(&mut self, frame: Frame) {
@@ -281,6 +306,8 @@ fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
 /// Runs a session opened directly over WebSocket, heartbeat included: an idle connection costs one
 /// task and no buffer.
 pub(crate) async fn run_direct(shared: Arc<Shared>, mut conn: WsConn) {
+    // The open packet leaves together with the 101 response, in one write.
+    conn.take_queued(&mut shared.lock());
     drive(&shared, &mut conn, true).await;
     let code = shared.lock().ws_close_code;
     conn.close(code).await;
@@ -288,6 +315,15 @@ pub(crate) async fn run_direct(shared: Arc<Shared>, mut conn: WsConn) {
 
 /// Runs a WebSocket that asks to take over a polling session: probe, then upgrade.
 pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
+    // The client sends its probe once it has the 101 response: that goes first, on its own.
+    let notified = shared.state_wake.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if shared.lock().state.is_upgrading() && !flush_unless_state_changes(&mut conn, notified).await
+    {
+        shared.lock().state.abort_upgrade();
+        return;
+    }
     loop {
         let notified = shared.state_wake.notified();
         tokio::pin!(notified);
@@ -419,10 +455,7 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
             // keeps its frames counted against `max_buffered_bytes`.
             let closed = core.state.closed().is_some();
             if (conn.out.is_empty() || closed) && !core.queue.is_empty() {
-                for frame in core.queue.drain(..) {
-                    conn.push(frame);
-                }
-                core.queued_bytes = 0;
+                conn.take_queued(&mut core);
             }
             if !closed {
                 park_writer(&mut core, cx);
