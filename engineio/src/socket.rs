@@ -87,10 +87,8 @@ pub(crate) struct Core {
     pub(crate) close_alone: bool,
     /// The WebSocket writer, waiting for frames: woken directly, without a `Notify`, because this
     /// is the path every packet of every broadcast takes.
+    /// It stays in place once woken (by reference), so parking again costs no clone.
     pub(crate) ws_writer: Option<std::task::Waker>,
-    /// `ws_writer` was woken and has not parked since: later frames need no wake-up of their own.
-    /// The waker stays in place (woken by reference), so parking again costs no clone.
-    pub(crate) ws_writer_woken: bool,
 }
 
 impl Socket {
@@ -188,7 +186,6 @@ impl Shared {
                 lingering: false,
                 close_alone: false,
                 ws_writer: None,
-                ws_writer_woken: false,
             }),
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
@@ -244,11 +241,10 @@ impl Shared {
         }
         if was_empty {
             let polling = core.state.transport() == TransportKind::Polling;
+            // Only the first frame of a batch wakes the writer: it takes the whole queue when it runs.
+            // Waking under the lock is fine: a wake only schedules the task, it never polls it here.
             if let Some(writer) = &core.ws_writer {
-                if !core.ws_writer_woken {
-                    writer.wake_by_ref();
-                    core.ws_writer_woken = true;
-                }
+                writer.wake_by_ref();
             } else if polling {
                 drop(core);
                 // A poll (or an upgrade in progress) waits on the notify.

@@ -293,7 +293,6 @@ impl WsConn {
 
 /// Registers the task's waker in the session core, unless it is already there.
 fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
-    core.ws_writer_woken = false;
     if !core
         .ws_writer
         .as_ref()
