@@ -13,6 +13,7 @@ use crate::request::RequestInfo;
 use crate::server::ServerShared;
 use crate::session::{CloseReason, SessionState, TimeoutAction, TransportKind};
 use crate::stats::Stats;
+use crate::websocket::{self, WsWriter};
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +90,9 @@ pub(crate) struct Core {
     /// is the path every packet of every broadcast takes.
     /// It stays in place once woken (by reference), so parking again costs no clone.
     pub(crate) ws_writer: Option<std::task::Waker>,
+    /// The WebSocket's write side while the connection's task drives the session: whoever holds
+    /// the lock writes, so a broadcast writes to each socket itself instead of waking its task.
+    pub(crate) ws_out: Option<WsWriter>,
 }
 
 impl Socket {
@@ -118,6 +122,7 @@ impl Socket {
         let core = self.shared.lock();
         core.state.closed().is_none()
             && core.queue.is_empty()
+            && core.ws_out.as_ref().is_none_or(|w| w.unwritten() == 0)
             && (core.poll_active || core.state.transport() == TransportKind::WebSocket)
     }
 
@@ -186,6 +191,7 @@ impl Shared {
                 lingering: false,
                 close_alone: false,
                 ws_writer: None,
+                ws_out: None,
             }),
             writer_wake: Notify::new(),
             state_wake: Notify::new(),
@@ -240,6 +246,11 @@ impl Shared {
             return Err(SendError::Closed);
         }
         if was_empty {
+            // Sent from a WebSocket connection's read turn (a handler's broadcast, say): that turn
+            // writes the frames when it ends, and this session's task need not wake.
+            if core.ws_out.is_some() && websocket::defer_flush(self) {
+                return Ok(());
+            }
             let polling = core.state.transport() == TransportKind::Polling;
             // Only the first frame of a batch wakes the writer: it takes the whole queue when it runs.
             // Waking under the lock is fine: a wake only schedules the task, it never polls it here.

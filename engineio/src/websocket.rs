@@ -1,29 +1,33 @@
-//! The WebSocket transport: one task per connection reads, writes and (for a session opened on
-//! WebSocket) drives the heartbeat.
+//! The WebSocket transport: one task per connection reads and (for a session opened on WebSocket)
+//! drives the heartbeat; whoever holds the session's lock writes.
 //!
 //! Frames are written straight from the session's queue: a header built on the stack, then the
 //! packet's shared bytes, many frames per `writev`. A packet broadcast to thousands of clients is
-//! encoded once and never copied. An idle connection holds no read or write buffer.
+//! encoded once and never copied, and it is written by the task that broadcast it, at the end of
+//! that task's read turn: no receiving connection's task is woken unless its socket is full. An
+//! idle connection holds no read or write buffer.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::packet::{Frame, Packet};
 use crate::polling::apply_packet;
 use crate::session::{CloseReason, Step};
-use crate::socket::Shared;
+use crate::socket::{Core, Shared};
 use crate::wsframe::{frame_header, opcode, FrameDecoder, WsError, WsMessage};
 
 /// How long the last frames and the close frame may take to leave a closed session.
@@ -38,9 +42,15 @@ const MESSAGES_PER_POLL: usize = 64;
 /// Frames handed to one `writev` call (two slices each: header and payload).
 const FRAMES_PER_WRITE: usize = 64;
 
+/// Frames of a write small enough for a small array of slices.
+const SMALL_WRITE_FRAMES: usize = 4;
+
 /// Reading pauses while more frames than this wait to be written: a client that sends (pings, say)
 /// but does not read gets TCP backpressure instead of an ever longer queue of answers.
 const MAX_UNWRITTEN_FRAMES: usize = 2 * FRAMES_PER_WRITE;
+
+/// The flush list keeps at most this much capacity between read turns.
+const DEFERRED_KEPT_CAPACITY: usize = 4096;
 
 /// The upgraded connection: the plain TCP stream when the server accepted it itself (no dynamic
 /// dispatch, no extra buffering), any other upgraded stream otherwise.
@@ -49,60 +59,64 @@ pub(crate) enum Stream {
     Other(TokioIo<Upgraded>),
 }
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Other(s) => Pin::new(s).poll_read(cx, buf),
+/// The read half of a connection; only its task reads.
+enum ReadSide {
+    Tcp(OwnedReadHalf),
+    Other(tokio::io::ReadHalf<TokioIo<Upgraded>>),
+}
+
+impl ReadSide {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self {
+            ReadSide::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            ReadSide::Other(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Other(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
+/// The write half of a connection; it is written under the session's lock.
+enum WriteSide {
+    Tcp(OwnedWriteHalf),
+    Other(tokio::io::WriteHalf<TokioIo<Upgraded>>),
+}
 
+impl WriteSide {
     fn poll_write_vectored(
-        self: Pin<&mut Self>,
+        &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Other(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
         match self {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Other(s) => s.is_write_vectored(),
+            WriteSide::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            WriteSide::Other(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Other(s) => Pin::new(s).poll_flush(cx),
+    /// Writes what the socket takes now, without registering for more: `Pending` when it is
+    /// full. A TCP stream is written outside tokio's cooperative budget, which is the task's that
+    /// runs the broadcast, not the receiver's.
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let noop = &mut Context::from_waker(Waker::noop());
+        match self {
+            WriteSide::Tcp(s) => match s.try_write_vectored(bufs) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                written => Poll::Ready(written),
+            },
+            WriteSide::Other(s) => Pin::new(s).poll_write_vectored(noop, bufs),
         }
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Other(s) => Pin::new(s).poll_shutdown(cx),
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            WriteSide::Tcp(s) => Pin::new(s).poll_flush(cx),
+            WriteSide::Other(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            WriteSide::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            WriteSide::Other(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -139,52 +153,19 @@ impl OutFrame {
     }
 }
 
-/// Why reading stopped.
-enum ReadError {
-    Ws(WsError),
-    Io(io::Error),
-}
-
-/// A WebSocket connection: the stream, the bytes read but not yet decoded, the frames not yet written.
-pub(crate) struct WsConn {
-    stream: Stream,
-    decoder: FrameDecoder,
-    in_buf: BytesMut,
+/// The write side of a WebSocket and the frames handed to it but not yet written.
+///
+/// While the connection's task drives the session, it lives in the session's core
+/// ([`Core::ws_out`]): every write happens under the session's lock, so the task that broadcasts a
+/// packet can write it to each receiver itself, and frames never interleave.
+pub(crate) struct WsWriter {
+    sink: WriteSide,
     out: VecDeque<OutFrame>,
     /// Bytes of the first frame of `out` already written.
     written: usize,
-    eof: bool,
 }
 
-impl WsConn {
-    /// A connection whose first bytes (read with the HTTP request) are `already_read`.
-    pub(crate) fn new(stream: Stream, already_read: Bytes, max_message: usize) -> Self {
-        WsConn {
-            stream,
-            decoder: FrameDecoder::new(max_message),
-            in_buf: BytesMut::from(&already_read[..]),
-            out: VecDeque::new(),
-            written: 0,
-            eof: false,
-        }
-    }
-
-    /// The connection with the HTTP response that accepted it still to send, before any frame.
-    pub(crate) fn with_unsent_response(mut self, response: Bytes) -> Self {
-        if !response.is_empty() {
-            self.out.push_front(OutFrame::raw(response));
-        }
-        self
-    }
-
-    /// Moves the session's queued frames behind the ones already pending.
-    fn take_queued(&mut self, core: &mut crate::socket::Core) {
-        for frame in core.queue.drain(..) {
-            self.push(frame);
-        }
-        core.queued_bytes = 0;
-    }
-
+impl WsWriter {
     fn push(&mut self, frame: Frame) {
         let out = match frame {
             Frame::Text(text) => OutFrame::new(opcode::TEXT, text),
@@ -200,26 +181,42 @@ impl WsConn {
         self.out.push_back(OutFrame::new(opcode::CLOSE, payload));
     }
 
-    /// Writes every pending frame; `Ready(Ok)` once all have left.
+    /// Frames handed over and not yet written.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes every pending frame; `Ready(Ok)` once all have left. Called with the session locked
+    /// (or with the writer owned by the connection's task).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.write_out(|sink, slices| sink.poll_write_vectored(cx, slices)))?;
+        self.sink.poll_flush(cx)
+    }
+
+    /// Writes what the socket takes now, for another task than the connection's: `Pending` when
+    /// frames are left, and then no waker is registered (the connection's task must be woken).
+    fn try_flush(&mut self) -> Poll<io::Result<()>> {
+        ready!(self.write_out(WriteSide::try_write_vectored))?;
+        self.sink
+            .poll_flush(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Hands the pending frames to `write`, many per call, until all have left.
+    fn write_out(
+        &mut self,
+        mut write: impl FnMut(&mut WriteSide, &[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<()>> {
         while !self.out.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
-            let mut count = 0;
-            let mut skip = self.written;
-            for frame in self.out.iter().take(FRAMES_PER_WRITE) {
-                let header = &frame.header[..usize::from(frame.header_len)];
-                for part in [header, &frame.payload[..]] {
-                    if skip >= part.len() {
-                        skip -= part.len();
-                        continue;
-                    }
-                    slices[count] = IoSlice::new(&part[skip..]);
-                    skip = 0;
-                    count += 1;
-                }
-            }
-            let mut n =
-                ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]))?;
+            // Most writes carry a frame or two: those fill a small array, not a 2 KiB one.
+            let mut n = if self.out.len() <= SMALL_WRITE_FRAMES {
+                let mut slices = [IoSlice::new(&[]); 2 * SMALL_WRITE_FRAMES];
+                let count = fill_slices(&self.out, self.written, &mut slices);
+                ready!(write(&mut self.sink, &slices[..count]))?
+            } else {
+                let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
+                let count = fill_slices(&self.out, self.written, &mut slices);
+                ready!(write(&mut self.sink, &slices[..count]))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -238,7 +235,220 @@ impl WsConn {
         if self.out.capacity() > FRAMES_PER_WRITE {
             self.out = VecDeque::new();
         }
-        Pin::new(&mut self.stream).poll_flush(cx)
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Points `slices` at the unwritten bytes of the first frames of `out` (header and payload each),
+/// the first `written` bytes skipped, as many as fit; returns how many slices it filled.
+fn fill_slices<'a>(
+    out: &'a VecDeque<OutFrame>,
+    written: usize,
+    slices: &mut [IoSlice<'a>],
+) -> usize {
+    let mut count = 0;
+    let mut skip = written;
+    for frame in out.iter().take(slices.len() / 2) {
+        let header = &frame.header[..usize::from(frame.header_len)];
+        for part in [header, &frame.payload[..]] {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            slices[count] = IoSlice::new(&part[skip..]);
+            skip = 0;
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Moves the session's queued frames behind the ones its writer already holds.
+fn take_queued(core: &mut Core) {
+    let Core {
+        queue,
+        queued_bytes,
+        ws_out,
+        ..
+    } = core;
+    if let Some(writer) = ws_out {
+        for frame in queue.drain(..) {
+            writer.push(frame);
+        }
+        *queued_bytes = 0;
+    }
+}
+
+/// Sessions given frames during the read turn running on this thread, written when it ends.
+struct Deferred {
+    /// A read turn is running.
+    open: bool,
+    /// The session whose task runs the turn: it writes its own frames right after.
+    owner: *const Shared,
+    sessions: Vec<Arc<Shared>>,
+}
+
+thread_local! {
+    static DEFERRED: RefCell<Deferred> = const {
+        RefCell::new(Deferred {
+            open: false,
+            owner: std::ptr::null(),
+            sessions: Vec::new(),
+        })
+    };
+}
+
+/// Called by a sender when a WebSocket session's queue goes from empty to not empty: true if a read
+/// turn on this thread will write the frames when it ends, so nothing needs waking.
+pub(crate) fn defer_flush(shared: &Arc<Shared>) -> bool {
+    DEFERRED.with(|deferred| {
+        let Ok(mut deferred) = deferred.try_borrow_mut() else {
+            return false;
+        };
+        if !deferred.open {
+            return false;
+        }
+        if !std::ptr::eq(Arc::as_ptr(shared), deferred.owner) {
+            deferred.sessions.push(shared.clone());
+        }
+        true
+    })
+}
+
+/// A connection task's read turn: the frames its packets give to other WebSocket sessions (the
+/// packets of a broadcast) are written when it ends, a batch per session, without waking the
+/// sessions' tasks. Ends on drop, so a panic cannot strand frames.
+struct ReadTurn {
+    /// Whether this turn opened the list (turns never nest; if one did, the outer one writes).
+    opened: bool,
+}
+
+impl ReadTurn {
+    fn begin(owner: &Arc<Shared>) -> Self {
+        let opened = DEFERRED.with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            if deferred.open {
+                return false;
+            }
+            deferred.open = true;
+            deferred.owner = Arc::as_ptr(owner);
+            true
+        });
+        ReadTurn { opened }
+    }
+}
+
+impl Drop for ReadTurn {
+    fn drop(&mut self) {
+        if !self.opened {
+            return;
+        }
+        let mut sessions = DEFERRED.with(|deferred| {
+            let mut deferred = deferred.borrow_mut();
+            deferred.open = false;
+            deferred.owner = std::ptr::null();
+            std::mem::take(&mut deferred.sessions)
+        });
+        for shared in sessions.drain(..) {
+            flush_deferred(&shared);
+        }
+        if sessions.capacity() <= DEFERRED_KEPT_CAPACITY {
+            DEFERRED.with(|deferred| {
+                let mut deferred = deferred.borrow_mut();
+                if deferred.sessions.capacity() == 0 {
+                    deferred.sessions = sessions;
+                }
+            });
+        }
+    }
+}
+
+/// Writes a session's queued frames from another connection's task, without waiting: what the
+/// socket does not take at once is left to the session's own task, which is woken for it.
+fn flush_deferred(shared: &Shared) {
+    let mut guard = shared.lock();
+    let core = &mut *guard;
+    let written = match &core.ws_out {
+        Some(writer) if core.state.closed().is_none() => {
+            if writer.out.is_empty() {
+                take_queued(core);
+            }
+            let flushed = core.ws_out.as_mut().map(WsWriter::try_flush);
+            matches!(flushed, Some(Poll::Ready(Ok(())))) && core.queue.is_empty()
+        }
+        // Closing (or not driven): the session's task writes what is left.
+        _ => false,
+    };
+    if !written {
+        if let Some(task) = &core.ws_writer {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// Why reading stopped.
+enum ReadError {
+    Ws(WsError),
+    Io(io::Error),
+}
+
+/// A WebSocket connection as its task sees it: the read side, the bytes read but not yet decoded,
+/// and the write side whenever the task holds it (before the session is driven, and when closing).
+pub(crate) struct WsConn {
+    source: ReadSide,
+    decoder: FrameDecoder,
+    in_buf: BytesMut,
+    eof: bool,
+    writer: Option<WsWriter>,
+}
+
+impl WsConn {
+    /// A connection whose first bytes (read with the HTTP request) are `already_read`.
+    pub(crate) fn new(stream: Stream, already_read: Bytes, max_message: usize) -> Self {
+        let (source, sink) = match stream {
+            Stream::Tcp(stream) => {
+                let (read, write) = stream.into_split();
+                (ReadSide::Tcp(read), WriteSide::Tcp(write))
+            }
+            Stream::Other(stream) => {
+                let (read, write) = tokio::io::split(stream);
+                (ReadSide::Other(read), WriteSide::Other(write))
+            }
+        };
+        WsConn {
+            source,
+            decoder: FrameDecoder::new(max_message),
+            in_buf: BytesMut::from(&already_read[..]),
+            eof: false,
+            writer: Some(WsWriter {
+                sink,
+                out: VecDeque::new(),
+                written: 0,
+            }),
+        }
+    }
+
+    /// The connection with the HTTP response that accepted it still to send, before any frame.
+    pub(crate) fn with_unsent_response(mut self, response: Bytes) -> Self {
+        if let Some(writer) = self.writer.as_mut().filter(|_| !response.is_empty()) {
+            writer.out.push_front(OutFrame::raw(response));
+        }
+        self
+    }
+
+    /// Queues a frame on the write side the task holds (during an upgrade's probe).
+    fn push_local(&mut self, frame: OutFrame) {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.out.push_back(frame);
+        }
+    }
+
+    /// Writes the frames on the write side the task holds.
+    fn poll_flush_local(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.writer.as_mut() {
+            Some(writer) => writer.poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
     }
 
     /// The next message from the client; `Ready(Ok(None))` at the end of the stream.
@@ -263,7 +473,7 @@ impl WsConn {
             // Uninitialised: zeroing 4 KiB on every poll, readable or not, was measurable.
             let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
             let mut buf = ReadBuf::uninit(&mut chunk);
-            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf)).map_err(ReadError::Io)?;
+            ready!(self.source.poll_read(cx, &mut buf)).map_err(ReadError::Io)?;
             let read = buf.filled().len();
             self.in_buf.extend_from_slice(buf.filled());
             if read == 0 {
@@ -274,17 +484,27 @@ impl WsConn {
 
     /// Writes the pending frames, then a close frame, then ends the stream; bounded by `CLOSE_GRACE`.
     pub(crate) async fn close(&mut self, code: Option<u16>) {
-        self.push_close(code);
+        let Some(mut writer) = self.writer.take() else {
+            return;
+        };
+        writer.push_close(code);
+        let source = &mut self.source;
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            poll_fn(|cx| self.poll_flush(cx)).await?;
-            self.stream.shutdown().await?;
+            poll_fn(|cx| writer.poll_flush(cx)).await?;
+            poll_fn(|cx| writer.sink.poll_shutdown(cx)).await?;
             // Read (and drop) what the client still sends until it closes too: closing a socket with
             // unread input makes the kernel answer with a reset, which can destroy the close frame
             // before the client reads it.
             // On the heap: a buffer on the stack here would sit in every connection task's future,
             // idle or not (+4 KiB per connection, measured).
             let mut sink = vec![0u8; READ_CHUNK];
-            while self.stream.read(&mut sink).await? > 0 {}
+            loop {
+                let mut buf = ReadBuf::new(&mut sink);
+                poll_fn(|cx| source.poll_read(cx, &mut buf)).await?;
+                if buf.filled().is_empty() {
+                    break;
+                }
+            }
             io::Result::Ok(())
         })
         .await;
@@ -292,7 +512,7 @@ impl WsConn {
 }
 
 /// Registers the task's waker in the session core, unless it is already there.
-fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
+fn park_writer(core: &mut Core, cx: &Context<'_>) {
     if !core
         .ws_writer
         .as_ref()
@@ -305,8 +525,6 @@ fn park_writer(core: &mut crate::socket::Core, cx: &Context<'_>) {
 /// Runs a session opened directly over WebSocket, heartbeat included: an idle connection costs one
 /// task and no buffer.
 pub(crate) async fn run_direct(shared: Arc<Shared>, mut conn: WsConn) {
-    // The open packet leaves together with the 101 response, in one write.
-    conn.take_queued(&mut shared.lock());
     drive(&shared, &mut conn, true).await;
     let code = shared.lock().ws_close_code;
     conn.close(code).await;
@@ -344,7 +562,7 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
             },
             Ok(Some(WsMessage::Binary(data))) => Ok(Packet::Binary(data)),
             Ok(Some(WsMessage::Ping(payload))) => {
-                conn.out.push_back(OutFrame::new(opcode::PONG, payload));
+                conn.push_local(OutFrame::new(opcode::PONG, payload));
                 if !flush_unless_state_changes(&mut conn, notified).await {
                     shared.lock().state.abort_upgrade();
                     return;
@@ -365,7 +583,7 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
         };
         match step {
             Step::AnswerProbe => {
-                conn.push(Frame::Text(Bytes::from_static(b"3probe")));
+                conn.push_local(OutFrame::new(opcode::TEXT, Bytes::from_static(b"3probe")));
                 if !flush_unless_state_changes(&mut conn, notified).await {
                     shared.lock().state.abort_upgrade();
                     return;
@@ -399,76 +617,59 @@ async fn flush_unless_state_changes(
     state_change: Pin<&mut tokio::sync::futures::Notified<'_>>,
 ) -> bool {
     tokio::select! {
-        flushed = poll_fn(|cx| conn.poll_flush(cx)) => flushed.is_ok(),
+        flushed = poll_fn(|cx| conn.poll_flush_local(cx)) => flushed.is_ok(),
         _ = state_change => true,
     }
 }
 
-/// The connection's loop until the session closes: hands queued frames to the socket, reads and
-/// applies the client's packets, and with `heartbeat` sends pings and enforces the pong deadline.
+/// The connection's loop until the session closes: reads and applies the client's packets, writes
+/// what is queued for it, and with `heartbeat` sends pings and enforces the pong deadline.
+///
+/// The write side moves into the session's core for the loop, and back to the task for the close.
 async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
+    {
+        let mut core = shared.lock();
+        core.ws_out = conn.writer.take();
+        // A new session's open packet leaves together with the 101 response, in one write.
+        take_queued(&mut core);
+    }
     let sleep = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(sleep);
     let mut armed = None;
+    // More frames than `MAX_UNWRITTEN_FRAMES` wait to be written: reading pauses until they leave.
+    let mut backlogged = false;
     poll_fn(|cx| loop {
         // What the client sent is handled before anything is written, so that the answers to a burst
         // of packets leave together, in one write.
-        let mut budget = MESSAGES_PER_POLL;
-        let more_to_read = loop {
-            if budget == 0 {
-                break true;
+        let more_to_read = !backlogged && read_turn(shared, conn, cx);
+        let (deadline, flushed, had_unwritten) = {
+            let mut guard = shared.lock();
+            let core = &mut *guard;
+            if core.state.closed().is_some() {
+                // The task writes the last frames and the close frame itself.
+                take_queued(core);
+                conn.writer = core.ws_out.take();
+                return Poll::Ready(());
             }
-            if conn.out.len() > MAX_UNWRITTEN_FRAMES {
-                // Resumed when the socket takes our frames again (the flush below wakes us).
-                break false;
-            }
-            let Poll::Ready(result) = conn.poll_message(cx) else {
-                break false;
-            };
-            budget -= 1;
-            let go_on = match result {
-                Ok(Some(message)) => on_message(shared, conn, message),
-                Ok(None) => {
-                    shared.close(CloseReason::TransportClose, false);
-                    false
-                }
-                Err(ReadError::Ws(err)) => {
-                    tracing::warn!(sid = %shared.id, %err, "invalid WebSocket frame: closing");
-                    shared.lock().ws_close_code = Some(err.close_code());
-                    shared.close(CloseReason::TransportError, false);
-                    false
-                }
-                Err(ReadError::Io(err)) => {
-                    tracing::debug!(sid = %shared.id, %err, "WebSocket read failed");
-                    shared.close(CloseReason::TransportError, false);
-                    false
-                }
-            };
-            if !go_on {
-                break false;
-            }
-        };
-        let (closed, deadline) = {
-            let mut core = shared.lock();
             // The next batch is taken only once the last one has left: a client that does not read
             // keeps its frames counted against `max_buffered_bytes`.
-            let closed = core.state.closed().is_some();
-            if (conn.out.is_empty() || closed) && !core.queue.is_empty() {
-                conn.take_queued(&mut core);
+            if core.ws_out.as_ref().is_some_and(|w| w.out.is_empty()) {
+                take_queued(core);
             }
-            if !closed {
-                park_writer(&mut core, cx);
-            }
+            park_writer(core, cx);
             let deadline = if heartbeat {
                 core.state.poll_timeout()
             } else {
                 None
             };
-            (closed, deadline)
+            let Some(writer) = core.ws_out.as_mut() else {
+                return Poll::Ready(());
+            };
+            let had_unwritten = !writer.out.is_empty();
+            let flushed = writer.poll_flush(cx);
+            backlogged = writer.out.len() > MAX_UNWRITTEN_FRAMES;
+            (deadline, flushed, had_unwritten)
         };
-        if closed {
-            return Poll::Ready(());
-        }
         if let Some(deadline) = deadline {
             if armed != Some(deadline) {
                 sleep.as_mut().reset(deadline.into());
@@ -480,8 +681,7 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
                 continue;
             }
         }
-        let had_unwritten = !conn.out.is_empty();
-        match conn.poll_flush(cx) {
+        match flushed {
             Poll::Ready(Err(err)) => {
                 tracing::debug!(sid = %shared.id, %err, "WebSocket write failed");
                 shared.close(CloseReason::TransportError, false);
@@ -501,8 +701,41 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
     .await
 }
 
+/// Reads and handles the client's messages until the socket has no more or the budget is spent
+/// (then true). Frames the handlers give to other WebSocket sessions are written as the turn ends.
+fn read_turn(shared: &Arc<Shared>, conn: &mut WsConn, cx: &mut Context<'_>) -> bool {
+    let _turn = ReadTurn::begin(shared);
+    for _ in 0..MESSAGES_PER_POLL {
+        let Poll::Ready(result) = conn.poll_message(cx) else {
+            return false;
+        };
+        let go_on = match result {
+            Ok(Some(message)) => on_message(shared, message),
+            Ok(None) => {
+                shared.close(CloseReason::TransportClose, false);
+                false
+            }
+            Err(ReadError::Ws(err)) => {
+                tracing::warn!(sid = %shared.id, %err, "invalid WebSocket frame: closing");
+                shared.lock().ws_close_code = Some(err.close_code());
+                shared.close(CloseReason::TransportError, false);
+                false
+            }
+            Err(ReadError::Io(err)) => {
+                tracing::debug!(sid = %shared.id, %err, "WebSocket read failed");
+                shared.close(CloseReason::TransportError, false);
+                false
+            }
+        };
+        if !go_on {
+            return false;
+        }
+    }
+    true
+}
+
 /// Handles one message; false when the session closed because of it.
-fn on_message(shared: &Arc<Shared>, conn: &mut WsConn, message: WsMessage) -> bool {
+fn on_message(shared: &Arc<Shared>, message: WsMessage) -> bool {
     match message {
         WsMessage::Text(bytes) => {
             let Ok(text) = std::str::from_utf8(&bytes) else {
@@ -525,7 +758,10 @@ fn on_message(shared: &Arc<Shared>, conn: &mut WsConn, message: WsMessage) -> bo
             apply_packet(shared, Packet::Binary(data), len)
         }
         WsMessage::Ping(payload) => {
-            conn.out.push_back(OutFrame::new(opcode::PONG, payload));
+            // Written with the turn's other answers, after it ends.
+            if let Some(writer) = shared.lock().ws_out.as_mut() {
+                writer.out.push_back(OutFrame::new(opcode::PONG, payload));
+            }
             true
         }
         WsMessage::Pong => true,

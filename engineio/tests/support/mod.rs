@@ -105,6 +105,21 @@ pub async fn start(config: Config) -> TestServer {
     }
 }
 
+/// Starts a server with `config` and an application `handler` of the test's own (its `record`
+/// stays empty).
+pub async fn start_with(config: Config, handler: impl Handler) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let engine = EngineIo::new(config, handler);
+    let task = tokio::spawn(engine.clone().serve(listener));
+    TestServer {
+        addr,
+        engine,
+        record: Arc::default(),
+        task,
+    }
+}
+
 /// The query of a request on an existing polling session.
 pub fn polling(sid: &str) -> String {
     format!("EIO=4&transport=polling&sid={sid}")
