@@ -86,8 +86,8 @@ pub(crate) struct Core {
     pub(crate) lingering: bool,
     /// The close packet goes alone (`1`) rather than after a noop (`6␞1`).
     pub(crate) close_alone: bool,
-    /// The WebSocket writer, waiting for frames: woken directly, without a `Notify`, because this
-    /// is the path every packet of every broadcast takes.
+    /// The WebSocket connection's task, waiting for frames: woken directly, without a `Notify`,
+    /// when frames are sent outside a read turn or a socket is too full to take them at once.
     /// It stays in place once woken (by reference), so parking again costs no clone.
     pub(crate) ws_writer: Option<std::task::Waker>,
     /// The WebSocket's write side while the connection's task drives the session: whoever holds
@@ -236,13 +236,7 @@ impl Shared {
                 "client does not read fast enough: outgoing buffer full, closing the session");
             // The sender may be holding its own locks (a broadcast, a handler): the application
             // hears of the close on a task of its own, never inside a send.
-            if let Some((handler, reason)) = self.close_quietly(CloseReason::TransportError, false)
-            {
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn(async move { handler.on_close(reason) })),
-                    Err(_) => handler.on_close(reason),
-                }
-            }
+            self.close_on_own_task(CloseReason::TransportError);
             return Err(SendError::Closed);
         }
         if was_empty {
@@ -252,7 +246,8 @@ impl Shared {
                 return Ok(());
             }
             let polling = core.state.transport() == TransportKind::Polling;
-            // Only the first frame of a batch wakes the writer: it takes the whole queue when it runs.
+            // Only the first frame of a batch wakes the writer: it takes the whole queue once what
+            // it holds has left.
             // Waking under the lock is fine: a wake only schedules the task, it never polls it here.
             if let Some(writer) = &core.ws_writer {
                 writer.wake_by_ref();
@@ -276,6 +271,17 @@ impl Shared {
     pub(crate) fn close(self: &Arc<Self>, reason: CloseReason, flush: bool) {
         if let Some((handler, reason)) = self.close_quietly(reason, flush) {
             handler.on_close(reason);
+        }
+    }
+
+    /// Closes the session (frames dropped) from a place that must not run application code: a
+    /// send that may hold the caller's locks, an unwinding task. `on_close` runs on a task of its own.
+    pub(crate) fn close_on_own_task(self: &Arc<Self>, reason: CloseReason) {
+        if let Some((handler, reason)) = self.close_quietly(reason, false) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(async move { handler.on_close(reason) })),
+                Err(_) => handler.on_close(reason),
+            }
         }
     }
 

@@ -6,6 +6,9 @@
 //! encoded once and never copied, and it is written by the task that broadcast it, at the end of
 //! that task's read turn: no receiving connection's task is woken unless its socket is full. An
 //! idle connection holds no read or write buffer.
+//!
+//! Every write happens under the session's lock and never blocks: a sender to a session that is
+//! being written waits for one non-blocking `writev` at most.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -301,23 +304,26 @@ thread_local! {
 /// Called by a sender when a WebSocket session's queue goes from empty to not empty: true if a read
 /// turn on this thread will write the frames when it ends, so nothing needs waking.
 pub(crate) fn defer_flush(shared: &Arc<Shared>) -> bool {
-    DEFERRED.with(|deferred| {
-        let Ok(mut deferred) = deferred.try_borrow_mut() else {
-            return false;
-        };
-        if !deferred.open {
-            return false;
-        }
-        if !std::ptr::eq(Arc::as_ptr(shared), deferred.owner) {
-            deferred.sessions.push(shared.clone());
-        }
-        true
-    })
+    // `try_with`: a send while the thread's locals are being destroyed just wakes the writer.
+    DEFERRED
+        .try_with(|deferred| {
+            let Ok(mut deferred) = deferred.try_borrow_mut() else {
+                return false;
+            };
+            if !deferred.open {
+                return false;
+            }
+            if !std::ptr::eq(Arc::as_ptr(shared), deferred.owner) {
+                deferred.sessions.push(shared.clone());
+            }
+            true
+        })
+        .unwrap_or(false)
 }
 
 /// A connection task's read turn: the frames its packets give to other WebSocket sessions (the
 /// packets of a broadcast) are written when it ends, a batch per session, without waking the
-/// sessions' tasks. Ends on drop, so a panic cannot strand frames.
+/// sessions' tasks. Ends on drop, so a panic in the turn still writes (or hands on) what it listed.
 struct ReadTurn {
     /// Whether this turn opened the list (turns never nest; if one did, the outer one writes).
     opened: bool,
@@ -365,21 +371,33 @@ impl Drop for ReadTurn {
 
 /// Writes a session's queued frames from another connection's task, without waiting: what the
 /// socket does not take at once is left to the session's own task, which is woken for it.
+///
+/// When everything was written, the session's task is not woken. If it waits for its socket to
+/// take an earlier batch, it is woken anyway: the socket can only have taken these bytes after
+/// tokio saw it become writable, and that event wakes the task registered for it.
 fn flush_deferred(shared: &Shared) {
     let mut guard = shared.lock();
     let core = &mut *guard;
-    let written = match &core.ws_out {
-        Some(writer) if core.state.closed().is_none() => {
-            if writer.out.is_empty() {
-                take_queued(core);
-            }
-            let flushed = core.ws_out.as_mut().map(WsWriter::try_flush);
-            matches!(flushed, Some(Poll::Ready(Ok(())))) && core.queue.is_empty()
+    let mut done = false;
+    // Closing (or not driven): the session's task writes what is left.
+    while core.state.closed().is_none() {
+        let Some(writer) = core.ws_out.as_mut() else {
+            break;
+        };
+        if writer.out.is_empty() {
+            take_queued(core);
         }
-        // Closing (or not driven): the session's task writes what is left.
-        _ => false,
-    };
-    if !written {
+        let flushed = core.ws_out.as_mut().map(WsWriter::try_flush);
+        if !matches!(flushed, Some(Poll::Ready(Ok(())))) {
+            break;
+        }
+        // An earlier batch has left: the queue behind it goes too.
+        if core.queue.is_empty() {
+            done = true;
+            break;
+        }
+    }
+    if !done {
         if let Some(task) = &core.ws_writer {
             task.wake_by_ref();
         }
@@ -627,6 +645,10 @@ async fn flush_unless_state_changes(
 ///
 /// The write side moves into the session's core for the loop, and back to the task for the close.
 async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
+    let mut guard = DriveGuard {
+        shared,
+        ended: false,
+    };
     {
         let mut core = shared.lock();
         core.ws_out = conn.writer.take();
@@ -638,7 +660,7 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
     let mut armed = None;
     // More frames than `MAX_UNWRITTEN_FRAMES` wait to be written: reading pauses until they leave.
     let mut backlogged = false;
-    poll_fn(|cx| loop {
+    let ended = poll_fn(|cx| loop {
         // What the client sent is handled before anything is written, so that the answers to a burst
         // of packets leave together, in one write.
         let more_to_read = !backlogged && read_turn(shared, conn, cx);
@@ -649,7 +671,7 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
                 // The task writes the last frames and the close frame itself.
                 take_queued(core);
                 conn.writer = core.ws_out.take();
-                return Poll::Ready(());
+                return Poll::Ready(conn.writer.is_some());
             }
             // The next batch is taken only once the last one has left: a client that does not read
             // keeps its frames counted against `max_buffered_bytes`.
@@ -663,7 +685,8 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
                 None
             };
             let Some(writer) = core.ws_out.as_mut() else {
-                return Poll::Ready(());
+                // Never the case while the loop runs; if it were, the guard closes the session.
+                return Poll::Ready(false);
             };
             let had_unwritten = !writer.out.is_empty();
             let flushed = writer.poll_flush(cx);
@@ -698,7 +721,29 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
         }
         return Poll::Pending;
     })
-    .await
+    .await;
+    guard.ended = ended;
+}
+
+/// Ends a session whose `drive` did not end the normal way (a panic in the application's handler,
+/// the task dropped): the write side is taken back out of the session's core, so that the socket
+/// closes with the task and no other task writes to it, and the session is closed.
+struct DriveGuard<'a> {
+    shared: &'a Arc<Shared>,
+    /// `drive` ended with the session closed and the write side back with the task.
+    ended: bool,
+}
+
+impl Drop for DriveGuard<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let writer = self.shared.lock().ws_out.take();
+        drop(writer);
+        tracing::warn!(sid = %self.shared.id, "WebSocket task ended abnormally: closing the session");
+        self.shared.close_on_own_task(CloseReason::TransportError);
+    }
 }
 
 /// Reads and handles the client's messages until the socket has no more or the budget is spent

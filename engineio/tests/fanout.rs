@@ -114,10 +114,17 @@ async fn fan_out_reaches_every_receiver_in_order() {
 
 #[tokio::test]
 async fn fan_out_on_one_thread() {
-    fan_out_reaches_every_receiver_in_order().await;
+    within_a_minute(fan_out_reaches_every_receiver_in_order()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_across_threads() {
-    fan_out_reaches_every_receiver_in_order().await;
+    within_a_minute(fan_out_reaches_every_receiver_in_order()).await;
+}
+
+/// A server that stops reading would hang the sends: every step is bounded.
+async fn within_a_minute(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(60), test)
+        .await
+        .expect("the fan-out did not finish within a minute");
 }

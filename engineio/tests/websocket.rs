@@ -214,3 +214,43 @@ async fn a_client_that_pings_but_never_reads_is_held_back_by_tcp() {
         "the server read {sent} pings from a client that reads none of its pongs"
     );
 }
+
+/// Records closes and panics on the message `boom`.
+struct Panicky(std::sync::Arc<std::sync::Mutex<Vec<CloseReason>>>);
+
+struct PanickyConnection(std::sync::Arc<std::sync::Mutex<Vec<CloseReason>>>);
+
+impl engineio::Handler for Panicky {
+    fn on_connection(
+        &self,
+        _socket: engineio::Socket,
+    ) -> std::sync::Arc<dyn engineio::ConnectionHandler> {
+        std::sync::Arc::new(PanickyConnection(self.0.clone()))
+    }
+}
+
+impl engineio::ConnectionHandler for PanickyConnection {
+    fn on_message(&self, message: Message) {
+        assert!(
+            message != Message::Text("boom".into()),
+            "the handler panics, as asked"
+        );
+    }
+
+    fn on_close(&self, reason: CloseReason) {
+        self.0.lock().unwrap().push(reason);
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_ends_its_connection_and_its_session() {
+    let closes = std::sync::Arc::default();
+    let server = start_with(Config::default(), Panicky(std::sync::Arc::clone(&closes))).await;
+    let (mut ws, _sid, _) = server.ws_session().await;
+    send_text(&mut ws, "4boom").await;
+    // The connection's task is gone: its socket must close too, not stay open half-alive.
+    recv_close(&mut ws, WAIT).await;
+    let closed = wait_for(WAIT, || closes.lock().unwrap().first().copied()).await;
+    assert_eq!(closed, Some(CloseReason::TransportError));
+    server.wait_session_count(0, WAIT).await;
+}
