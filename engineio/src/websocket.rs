@@ -184,6 +184,14 @@ impl WsWriter {
         self.out.push_back(OutFrame::new(opcode::CLOSE, payload));
     }
 
+    /// Moves `queue` (the session's) behind the frames already held; its bytes stop counting.
+    fn take(&mut self, queue: &mut VecDeque<Frame>, queued_bytes: &mut usize) {
+        for frame in queue.drain(..) {
+            self.push(frame);
+        }
+        *queued_bytes = 0;
+    }
+
     /// Frames handed over and not yet written.
     pub(crate) fn unwritten(&self) -> usize {
         self.out.len()
@@ -204,6 +212,17 @@ impl WsWriter {
             .poll_flush(&mut Context::from_waker(Waker::noop()))
     }
 
+    /// One call of `write` with the unwritten bytes of the first frames, at most `SLICES / 2` of
+    /// them (a slice for the header, one for the payload).
+    fn write_some<const SLICES: usize>(
+        &mut self,
+        write: &mut impl FnMut(&mut WriteSide, &[IoSlice<'_>]) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); SLICES];
+        let count = fill_slices(&self.out, self.written, &mut slices);
+        write(&mut self.sink, &slices[..count])
+    }
+
     /// Hands the pending frames to `write`, many per call, until all have left.
     fn write_out(
         &mut self,
@@ -212,13 +231,9 @@ impl WsWriter {
         while !self.out.is_empty() {
             // Most writes carry a frame or two: those fill a small array, not a 2 KiB one.
             let mut n = if self.out.len() <= SMALL_WRITE_FRAMES {
-                let mut slices = [IoSlice::new(&[]); 2 * SMALL_WRITE_FRAMES];
-                let count = fill_slices(&self.out, self.written, &mut slices);
-                ready!(write(&mut self.sink, &slices[..count]))?
+                ready!(self.write_some::<{ 2 * SMALL_WRITE_FRAMES }>(&mut write))?
             } else {
-                let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
-                let count = fill_slices(&self.out, self.written, &mut slices);
-                ready!(write(&mut self.sink, &slices[..count]))?
+                ready!(self.write_some::<{ 2 * FRAMES_PER_WRITE }>(&mut write))?
             };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -275,18 +290,14 @@ fn take_queued(core: &mut Core) {
         ..
     } = core;
     if let Some(writer) = ws_out {
-        for frame in queue.drain(..) {
-            writer.push(frame);
-        }
-        *queued_bytes = 0;
+        writer.take(queue, queued_bytes);
     }
 }
 
 /// Sessions given frames during the read turn running on this thread, written when it ends.
 struct Deferred {
-    /// A read turn is running.
-    open: bool,
-    /// The session whose task runs the turn: it writes its own frames right after.
+    /// The session whose task runs the turn (it writes its own frames right after); null when no
+    /// turn runs. Only compared, never dereferenced.
     owner: *const Shared,
     sessions: Vec<Arc<Shared>>,
 }
@@ -294,7 +305,6 @@ struct Deferred {
 thread_local! {
     static DEFERRED: RefCell<Deferred> = const {
         RefCell::new(Deferred {
-            open: false,
             owner: std::ptr::null(),
             sessions: Vec::new(),
         })
@@ -310,7 +320,7 @@ pub(crate) fn defer_flush(shared: &Arc<Shared>) -> bool {
             let Ok(mut deferred) = deferred.try_borrow_mut() else {
                 return false;
             };
-            if !deferred.open {
+            if deferred.owner.is_null() {
                 return false;
             }
             if !std::ptr::eq(Arc::as_ptr(shared), deferred.owner) {
@@ -333,10 +343,9 @@ impl ReadTurn {
     fn begin(owner: &Arc<Shared>) -> Self {
         let opened = DEFERRED.with(|deferred| {
             let mut deferred = deferred.borrow_mut();
-            if deferred.open {
+            if !deferred.owner.is_null() {
                 return false;
             }
-            deferred.open = true;
             deferred.owner = Arc::as_ptr(owner);
             true
         });
@@ -351,7 +360,6 @@ impl Drop for ReadTurn {
         }
         let mut sessions = DEFERRED.with(|deferred| {
             let mut deferred = deferred.borrow_mut();
-            deferred.open = false;
             deferred.owner = std::ptr::null();
             std::mem::take(&mut deferred.sessions)
         });
@@ -377,28 +385,31 @@ impl Drop for ReadTurn {
 /// tokio saw it become writable, and that event wakes the task registered for it.
 fn flush_deferred(shared: &Shared) {
     let mut guard = shared.lock();
-    let core = &mut *guard;
-    let mut done = false;
-    // Closing (or not driven): the session's task writes what is left.
-    while core.state.closed().is_none() {
-        let Some(writer) = core.ws_out.as_mut() else {
-            break;
-        };
-        if writer.out.is_empty() {
-            take_queued(core);
-        }
-        let flushed = core.ws_out.as_mut().map(WsWriter::try_flush);
-        if !matches!(flushed, Some(Poll::Ready(Ok(())))) {
-            break;
-        }
-        // An earlier batch has left: the queue behind it goes too.
-        if core.queue.is_empty() {
-            done = true;
-            break;
-        }
-    }
+    let Core {
+        state,
+        queue,
+        queued_bytes,
+        ws_out,
+        ws_writer,
+        ..
+    } = &mut *guard;
+    let done = match ws_out {
+        Some(writer) if state.closed().is_none() => loop {
+            // The next batch is taken once the last one has left (as the session's task does).
+            if writer.out.is_empty() {
+                writer.take(queue, queued_bytes);
+            }
+            match writer.try_flush() {
+                Poll::Ready(Ok(())) if queue.is_empty() => break true,
+                Poll::Ready(Ok(())) => continue,
+                _ => break false,
+            }
+        },
+        // Closing (or not driven): the session's task writes what is left.
+        _ => false,
+    };
     if !done {
-        if let Some(task) = &core.ws_writer {
+        if let Some(task) = ws_writer {
             task.wake_by_ref();
         }
     }
@@ -515,9 +526,9 @@ impl WsConn {
             // before the client reads it.
             // On the heap: a buffer on the stack here would sit in every connection task's future,
             // idle or not (+4 KiB per connection, measured).
-            let mut sink = vec![0u8; READ_CHUNK];
+            let mut discard = vec![0u8; READ_CHUNK];
             loop {
-                let mut buf = ReadBuf::new(&mut sink);
+                let mut buf = ReadBuf::new(&mut discard);
                 poll_fn(|cx| source.poll_read(cx, &mut buf)).await?;
                 if buf.filled().is_empty() {
                     break;
@@ -645,7 +656,7 @@ async fn flush_unless_state_changes(
 ///
 /// The write side moves into the session's core for the loop, and back to the task for the close.
 async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
-    let mut guard = DriveGuard {
+    let mut end = DriveGuard {
         shared,
         ended: false,
     };
@@ -722,7 +733,7 @@ async fn drive(shared: &Arc<Shared>, conn: &mut WsConn, heartbeat: bool) {
         return Poll::Pending;
     })
     .await;
-    guard.ended = ended;
+    end.ended = ended;
 }
 
 /// Ends a session whose `drive` did not end the normal way (a panic in the application's handler,
