@@ -122,6 +122,14 @@ impl WriteSide {
             WriteSide::Other(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+
+    /// Lets go of the write half without ending the stream: it ends when the socket closes.
+    fn forget(self) {
+        match self {
+            WriteSide::Tcp(s) => s.forget(),
+            WriteSide::Other(s) => drop(s),
+        }
+    }
 }
 
 /// One frame waiting to be written: its header and its (shared) payload.
@@ -428,6 +436,8 @@ pub(crate) struct WsConn {
     decoder: FrameDecoder,
     in_buf: BytesMut,
     eof: bool,
+    /// The client's close frame or the end of its stream came in: it sends nothing more.
+    peer_closed: bool,
     writer: Option<WsWriter>,
 }
 
@@ -449,6 +459,7 @@ impl WsConn {
             decoder: FrameDecoder::new(max_message),
             in_buf: BytesMut::from(&already_read[..]),
             eof: false,
+            peer_closed: false,
             writer: Some(WsWriter {
                 sink,
                 out: VecDeque::new(),
@@ -492,9 +503,11 @@ impl WsConn {
                     // The rest of a large message's allocation: let it go with the message.
                     self.in_buf = BytesMut::new();
                 }
+                self.peer_closed |= matches!(message, WsMessage::Close(_));
                 return Poll::Ready(Ok(Some(message)));
             }
             if self.eof {
+                self.peer_closed = true;
                 return Poll::Ready(Ok(None));
             }
             // Read onto the stack and keep only what arrived: an idle connection holds no buffer,
@@ -517,6 +530,13 @@ impl WsConn {
             return;
         };
         writer.push_close(code);
+        if self.peer_closed && matches!(writer.try_flush(), Poll::Ready(Ok(()))) {
+            // The client has closed and sends nothing more, so closing the socket now cannot
+            // reset it: the stream ends right behind the close frame, with no wait for the client's
+            // end and no `shutdown` call of its own.
+            writer.sink.forget();
+            return;
+        }
         let source = &mut self.source;
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             poll_fn(|cx| writer.poll_flush(cx)).await?;

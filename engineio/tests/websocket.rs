@@ -254,3 +254,40 @@ async fn a_handler_that_panics_ends_its_connection_and_its_session() {
     assert_eq!(closed, Some(CloseReason::TransportError));
     server.wait_session_count(0, WAIT).await;
 }
+
+#[tokio::test]
+async fn a_close_frame_is_answered_with_its_code_then_the_stream_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_default().await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.target(WS_HANDSHAKE),
+        server.addr
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // The 101 response and the open packet, up to the end of the open packet's JSON.
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"}") {
+        let mut byte = [0u8; 1];
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1, "stream ended early");
+        seen.push(byte[0]);
+    }
+    // A masked close frame with code 1000; the client's write side stays open, as a browser's does
+    // until the server has closed.
+    let mask = [1u8, 2, 3, 4];
+    let code = 1000u16.to_be_bytes();
+    let mut frame = vec![0x88, 0x82];
+    frame.extend_from_slice(&mask);
+    frame.extend(code.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&frame).await.unwrap();
+    // The close frame comes back with the same code, then the stream ends cleanly (no reset): the
+    // server closes the TCP connection first, as RFC 6455 asks.
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the server kept the connection open after the close handshake")
+        .expect("the connection ended with an error, not a clean end");
+    assert_eq!(rest, [0x88, 0x02, 0x03, 0xe8]);
+}
