@@ -55,9 +55,6 @@ pub enum PacketError {
     /// The first character is not a known packet type.
     #[error("unknown packet type {0:#04x}")]
     UnknownType(u8),
-    /// A `b`-prefixed polling packet whose base64 is invalid.
-    #[error("invalid base64 in binary packet")]
-    InvalidBase64,
 }
 
 impl Packet {

@@ -87,6 +87,24 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
     None
 }
 
+/// The headers the official polling transport puts on each of its answers: no caching anywhere,
+/// and old Internet Explorer's XSS filter off (it mangled payloads).
+pub(crate) fn add_transport_headers(request: &header::HeaderMap, response: &mut header::HeaderMap) {
+    response.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    let old_ie = request
+        .get(header::USER_AGENT)
+        .map(header::HeaderValue::as_bytes)
+        .is_some_and(|agent| {
+            agent.windows(5).any(|w| w == b";MSIE") || agent.windows(8).any(|w| w == b"Trident/")
+        });
+    if old_ie {
+        response.insert("x-xss-protection", header::HeaderValue::from_static("0"));
+    }
+}
+
 fn payload_response(body: Bytes) -> Response<Body> {
     let mut response = Response::new(Full::new(body));
     response.headers_mut().insert(

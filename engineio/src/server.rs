@@ -213,9 +213,8 @@ impl<'a> Query<'a> {
                 "sid" => &mut query.sid,
                 _ => continue,
             };
-            if slot.is_none() {
-                *slot = Some(value);
-            }
+            // The last of a repeated parameter wins, as in the official server.
+            *slot = Some(value);
         }
         query
     }
@@ -319,6 +318,10 @@ impl EngineIo {
             }
         }
         let mut response = self.route(&mut parts, body, remote).await;
+        if response.status() == StatusCode::OK {
+            // Only the polling transport answers 200 here.
+            polling::add_transport_headers(&parts.headers, response.headers_mut());
+        }
         if let Some(cors) = cors {
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 cors.apply(&parts.headers, response.headers_mut());
@@ -345,11 +348,17 @@ impl EngineIo {
             }
         };
 
-        if let Some(sid) = query.sid.as_deref() {
+        // An empty `sid` is no sid: the request is a handshake.
+        if let Some(sid) = query.sid.as_deref().filter(|sid| !sid.is_empty()) {
             let Some(session) = self.shared.get(sid) else {
                 tracing::debug!(sid, "refused: unknown sid");
                 return error_response(ErrorCode::UnknownSid, upgrade);
             };
+            // Every session speaks protocol 4: a request of another revision is a bad request.
+            if query.eio.as_deref() != Some("4") {
+                tracing::debug!(sid, eio = ?query.eio, "refused: protocol revision mismatch");
+                return error_response(ErrorCode::BadRequest, upgrade);
+            }
             let current = session.lock().state.transport();
             if upgrade {
                 if transport != TransportKind::WebSocket {
@@ -588,9 +597,20 @@ fn is_websocket_upgrade(parts: &http::request::Parts) -> bool {
 /// The `101 Switching Protocols` answer, or `None` when the request is not a valid WebSocket handshake.
 fn accept_response(parts: &http::request::Parts) -> Option<Response<Body>> {
     let key = parts.headers.get(header::SEC_WEBSOCKET_KEY)?;
-    if parts.headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
+    // As the official server (`ws`) checks them: a key of 16 bytes in base64, version 13 or 8.
+    let key_is_valid = key.len() == 24
+        && key.as_bytes().ends_with(b"==")
+        && key.as_bytes()[..22]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
+    let version = parts.headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes();
+    if !key_is_valid || (version != b"13" && version != b"8") {
         return None;
     }
+    let protocol = match parts.headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
+        Some(offered) => Some(first_subprotocol(offered)?),
+        None => None,
+    };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -601,7 +621,25 @@ fn accept_response(parts: &http::request::Parts) -> Option<Response<Body>> {
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept).ok()?,
     );
+    if let Some(protocol) = protocol {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
     Some(response)
+}
+
+/// The subprotocol chosen among those a client offers: the first, as the official server does
+/// by default; `None` when the list is not a comma-separated list of distinct tokens.
+fn first_subprotocol(offered: &HeaderValue) -> Option<HeaderValue> {
+    let is_token_byte = |b: &u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(b);
+    let mut names: Vec<&[u8]> = Vec::new();
+    for name in offered.as_bytes().split(|b| *b == b',') {
+        let name = name.trim_ascii();
+        if name.is_empty() || !name.iter().all(is_token_byte) || names.contains(&name) {
+            return None;
+        }
+        names.push(name);
+    }
+    HeaderValue::from_bytes(names.first()?).ok()
 }
 
 /// Takes the pending upgrade out of the request's extensions.
@@ -685,10 +723,12 @@ mod tests {
     }
 
     #[test]
-    fn query_takes_the_first_of_each_routing_parameter() {
+    fn query_takes_the_last_of_each_routing_parameter() {
         assert_eq!(
-            parse("/socket.io/?EIO=4&transport=polling&t=x&sid=abc&sid=def&EIO=3"),
-            (Some("4".into()), Some("polling".into()), Some("abc".into()))
+            parse(
+                "/socket.io/?EIO=3&transport=websocket&t=x&sid=abc&sid=def&EIO=4&transport=polling"
+            ),
+            (Some("4".into()), Some("polling".into()), Some("def".into()))
         );
     }
 
@@ -711,5 +751,46 @@ mod tests {
             (Some("".into()), Some("".into()), Some("x=y".into()))
         );
         assert_eq!(parse("/socket.io/"), (None, None, None));
+    }
+
+    #[test]
+    fn the_first_offered_subprotocol_is_chosen() {
+        let first = |offered: &str| first_subprotocol(&HeaderValue::from_str(offered).unwrap());
+        assert_eq!(first("chat"), Some(HeaderValue::from_static("chat")));
+        assert_eq!(
+            first("chat, superchat"),
+            Some(HeaderValue::from_static("chat"))
+        );
+        assert_eq!(
+            first(" v2.json ,\tchat"),
+            Some(HeaderValue::from_static("v2.json"))
+        );
+        for invalid in ["", "chat,", "chat, chat", "a b", "chat;q=1", ","] {
+            assert_eq!(first(invalid), None, "{invalid:?}");
+        }
+    }
+
+    #[test]
+    fn websocket_keys_and_versions_are_checked_as_the_official_server_does() {
+        let answer = |key: &str, version: &str| {
+            let request = Request::get("/socket.io/?EIO=4&transport=websocket")
+                .header(header::SEC_WEBSOCKET_KEY, key)
+                .header(header::SEC_WEBSOCKET_VERSION, version)
+                .body(())
+                .unwrap();
+            accept_response(&request.into_parts().0).map(|r| r.status())
+        };
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        assert_eq!(answer(key, "13"), Some(StatusCode::SWITCHING_PROTOCOLS));
+        assert_eq!(answer(key, "8"), Some(StatusCode::SWITCHING_PROTOCOLS));
+        assert_eq!(answer(key, "12"), None);
+        for bad_key in [
+            "abc",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            "dGhlIHNhbXBsZSBub25jZ===",
+            "dGhlIHNhbXBsZSBub2-jZQ==",
+        ] {
+            assert_eq!(answer(bad_key, "13"), None, "{bad_key}");
+        }
     }
 }

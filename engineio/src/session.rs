@@ -176,6 +176,8 @@ pub struct SessionState {
     transport: TransportKind,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
+    /// The pong deadline was already pushed back once for this ping.
+    pong_deadline_refreshed: bool,
     upgrade: Upgrade,
     closed: Option<CloseReason>,
 }
@@ -188,6 +190,7 @@ impl SessionState {
             transport,
             next_ping: Some(now + timings.ping_interval),
             pong_deadline: None,
+            pong_deadline_refreshed: false,
             upgrade: match transport {
                 TransportKind::Polling => Upgrade::None,
                 TransportKind::WebSocket => Upgrade::Done,
@@ -251,6 +254,7 @@ impl SessionState {
             // silent client is gone at exactly pingInterval + pingTimeout as with the official
             // server; a timer that ran very late still leaves the client a whole pingTimeout.
             let anchored = due + self.timings.ping_timeout;
+            self.pong_deadline_refreshed = false;
             self.pong_deadline = Some(if anchored > now {
                 anchored
             } else {
@@ -271,6 +275,16 @@ impl SessionState {
     pub fn on_packet(&mut self, now: Instant, packet: Packet) -> Step {
         if self.closed.is_some() {
             return Step::Nothing;
+        }
+        // Anything from the client shows it is alive: the first packet other than the pong that
+        // arrives while a pong is awaited gives it one more whole pingTimeout, as the official
+        // server does (a pong can be stuck behind a large message).
+        if self.pong_deadline.is_some()
+            && !self.pong_deadline_refreshed
+            && !matches!(packet, Packet::Pong(_))
+        {
+            self.pong_deadline = Some(now + self.timings.ping_timeout);
+            self.pong_deadline_refreshed = true;
         }
         match packet {
             Packet::Pong(_) => {
@@ -341,6 +355,10 @@ impl SessionState {
 
     /// Marks the session closed; the first reason wins and is returned.
     pub fn close(&mut self, reason: CloseReason) -> CloseReason {
+        // An upgrade under way ends with the session: its WebSocket is closed too.
+        if let Upgrade::Started { .. } = self.upgrade {
+            self.upgrade = Upgrade::None;
+        }
         *self.closed.get_or_insert(reason)
     }
 }
@@ -387,6 +405,48 @@ mod tests {
         assert_eq!(s.closed(), Some(CloseReason::PingTimeout));
         assert_eq!(s.poll_timeout(), None);
         assert_eq!(s.handle_timeout(t0 + 10_000 * MS), None);
+    }
+
+    #[test]
+    fn the_first_other_packet_awaiting_a_pong_gives_one_more_ping_timeout() {
+        let t0 = Instant::now();
+        let mut s = SessionState::new(t0, TransportKind::WebSocket, timings());
+        assert_eq!(
+            s.handle_timeout(t0 + 300 * MS),
+            Some(TimeoutAction::SendPing)
+        );
+        let message = || Packet::Message("hello".into());
+        assert_eq!(
+            s.on_packet(t0 + 450 * MS, message()),
+            Step::Deliver(message())
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + 650 * MS));
+        // Once per ping only.
+        s.on_packet(t0 + 600 * MS, message());
+        assert_eq!(s.poll_timeout(), Some(t0 + 650 * MS));
+        assert_eq!(s.handle_timeout(t0 + 649 * MS), None);
+        assert_eq!(
+            s.handle_timeout(t0 + 650 * MS),
+            Some(TimeoutAction::Close(CloseReason::PingTimeout))
+        );
+    }
+
+    #[test]
+    fn the_refresh_is_granted_again_after_the_next_ping() {
+        let t0 = Instant::now();
+        let mut s = SessionState::new(t0, TransportKind::WebSocket, timings());
+        s.handle_timeout(t0 + 300 * MS);
+        s.on_packet(t0 + 350 * MS, Packet::Message("a".into()));
+        s.on_packet(t0 + 400 * MS, Packet::Pong(String::new()));
+        // Between pings nothing is awaited: a packet moves no deadline.
+        s.on_packet(t0 + 500 * MS, Packet::Message("b".into()));
+        assert_eq!(s.poll_timeout(), Some(t0 + 700 * MS));
+        assert_eq!(
+            s.handle_timeout(t0 + 700 * MS),
+            Some(TimeoutAction::SendPing)
+        );
+        s.on_packet(t0 + 800 * MS, Packet::Noop);
+        assert_eq!(s.poll_timeout(), Some(t0 + 1000 * MS));
     }
 
     #[test]
@@ -493,6 +553,19 @@ mod tests {
         assert_eq!(s.transport(), TransportKind::Polling);
         assert_eq!(s.closed(), None);
         s.start_upgrade(t0 + 1100 * MS).unwrap();
+    }
+
+    #[test]
+    fn closing_the_session_ends_an_upgrade_under_way() {
+        let t0 = Instant::now();
+        let mut s = SessionState::new(t0, TransportKind::Polling, timings());
+        s.start_upgrade(t0).unwrap();
+        assert_eq!(
+            s.on_probe_packet(Packet::Ping("probe".into())),
+            Step::AnswerProbe
+        );
+        s.close(CloseReason::PingTimeout);
+        assert!(!s.is_upgrading() && !s.is_probed());
     }
 
     #[test]

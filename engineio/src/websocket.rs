@@ -28,6 +28,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::packet::{Frame, Packet};
+use crate::payload;
 use crate::polling::apply_packet;
 use crate::session::{CloseReason, Step};
 use crate::socket::{Core, Shared};
@@ -606,7 +607,7 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
         // The packet, or the close code that ends the attempt.
         let packet = match message {
             Ok(Some(WsMessage::Text(text))) => match std::str::from_utf8(&text) {
-                Ok(text) => Packet::decode_text(text).map_err(|_| None),
+                Ok(text) => payload::decode_record(text).map_err(|_| None),
                 Err(_) => Err(Some(WsError::InvalidUtf8.close_code())),
             },
             Ok(Some(WsMessage::Binary(data))) => Ok(Packet::Binary(data)),
@@ -820,7 +821,7 @@ fn on_message(shared: &Arc<Shared>, message: WsMessage) -> bool {
                 shared.close(CloseReason::TransportError, false);
                 return false;
             };
-            match Packet::decode_text(text) {
+            match payload::decode_record(text) {
                 Ok(packet) => apply_packet(shared, packet, text.len()),
                 Err(err) => {
                     tracing::warn!(sid = %shared.id, %err, "undecodable packet: closing the session");

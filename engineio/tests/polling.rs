@@ -220,7 +220,7 @@ async fn packets_before_a_bad_record_are_delivered_and_the_rest_is_not() {
     let server = start_default().await;
     let (sid, _) = server.handshake().await;
     server
-        .post(&polling(&sid), "4first\x1ebnot base64!\x1e4never")
+        .post(&polling(&sid), "4first\x1e9not a packet type\x1e4never")
         .await;
     server.wait_close(&sid, WAIT).await;
     let messages: Vec<Message> = server
