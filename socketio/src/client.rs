@@ -74,25 +74,28 @@ impl Client {
     }
 
     fn on_packet(&self, packet: Packet) {
-        match packet.kind {
-            PacketType::Connect => {
+        let socket = lock(&self.sockets).get(&packet.nsp).cloned();
+        match (packet.kind, socket) {
+            (PacketType::Connect, None) => {
                 let auth = packet.data.unwrap_or_else(|| json!({}));
                 self.connect(packet.nsp, auth);
             }
-            PacketType::Disconnect => {
-                let socket = lock(&self.sockets).get(&packet.nsp).cloned();
-                if let Some(socket) = socket {
-                    socket.on_close(DisconnectReason::ClientNamespaceDisconnect);
-                }
+            (PacketType::Disconnect, Some(socket)) => {
+                socket.on_close(DisconnectReason::ClientNamespaceDisconnect);
             }
-            PacketType::ConnectError => {}
-            _ => {
-                let socket = lock(&self.sockets).get(&packet.nsp).cloned();
-                match socket {
-                    Some(socket) => socket.on_packet(packet),
-                    None => tracing::debug!(nsp = %packet.nsp, "packet for a namespace not joined"),
-                }
+            (PacketType::Connect | PacketType::ConnectError, _) | (_, None) => {
+                // A CONNECT to a namespace already joined, a CONNECT_ERROR (only servers send
+                // those), anything else for a namespace not joined: the official server closes
+                // the whole connection.
+                tracing::warn!(
+                    sid = self.engine.id(),
+                    nsp = %packet.nsp,
+                    kind = ?packet.kind,
+                    "packet does not fit the connection's state: closing the connection"
+                );
+                self.engine.close();
             }
+            (_, Some(socket)) => socket.on_packet(packet),
         }
     }
 

@@ -62,8 +62,10 @@ impl Handshake {
         false
     }
 
-    /// Whether the request was cross-origin (it carried an `Origin` header).
+    /// Whether the request was cross-origin (it carried a non-empty `Origin` header).
     pub fn xdomain(&self) -> bool {
-        self.headers().contains_key(http::header::ORIGIN)
+        self.headers()
+            .get(http::header::ORIGIN)
+            .is_some_and(|origin| !origin.is_empty())
     }
 }

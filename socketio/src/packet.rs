@@ -175,10 +175,11 @@ impl Packet {
             if i == bytes.len() || i == start || !bytes[start..i].iter().all(u8::is_ascii_digit) {
                 return Err(DecodeError::IllegalAttachments);
             }
+            // At least one: the official parser refuses a binary packet that announces none.
             expected_attachments = text[start..i]
                 .parse::<usize>()
                 .ok()
-                .filter(|n| *n <= max_attachments)
+                .filter(|n| (1..=max_attachments).contains(n))
                 .ok_or(DecodeError::IllegalAttachments)?;
             i += 1;
         }
@@ -212,9 +213,7 @@ impl Packet {
         };
 
         let data = if i < bytes.len() {
-            let value: Value =
-                serde_json::from_str(&text[i..]).map_err(|_| DecodeError::InvalidPayload)?;
-            Some(value)
+            Some(parse_json(&text[i..]).ok_or(DecodeError::InvalidPayload)?)
         } else {
             None
         };
@@ -264,10 +263,101 @@ impl Packet {
             // Serialized as bytes and checked once as a whole: checking every small piece serde_json
             // writes showed in profiles. Serializing a `Value` cannot fail, and its output is UTF-8.
             let mut bytes = std::mem::take(out).into_bytes();
-            let _ = serde_json::to_writer(&mut bytes, data);
+            let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, JsNumbers);
+            let _ = serde::Serialize::serialize(data, &mut serializer);
             *out = String::from_utf8(bytes)
                 .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
         }
+    }
+}
+
+/// Parses a JSON payload as JavaScript's `JSON.parse` would, except that a lone UTF-16 surrogate
+/// escape (`"\ud83d"`, what `JSON.stringify` makes of a string cut inside an emoji) becomes U+FFFD:
+/// a Rust string cannot hold it, and refusing it would close the client's connection.
+fn parse_json(text: &str) -> Option<Value> {
+    match serde_json::from_str(text) {
+        Ok(value) => Some(value),
+        Err(_) if text.contains("\\u") => {
+            serde_json::from_str(&replace_lone_surrogates(text)?).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+/// `text` with every `\uXXXX` escape of an unpaired surrogate replaced by `\ufffd`; `None` when
+/// there is none (the payload is invalid for another reason).
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    fn escape_at(bytes: &[u8], at: usize) -> Option<u16> {
+        let hex = bytes.get(at..at + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut replaced = false;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                let Some(unit) = escape_at(bytes, i) else {
+                    i += 2; // any other escape, `\\` included
+                    continue;
+                };
+                let paired = match unit {
+                    0xd800..=0xdbff => {
+                        if escape_at(bytes, i + 6)
+                            .is_some_and(|low| (0xdc00..=0xdfff).contains(&low))
+                        {
+                            i += 12;
+                            continue;
+                        }
+                        false
+                    }
+                    0xdc00..=0xdfff => false,
+                    _ => true,
+                };
+                if !paired {
+                    out.push_str(&text[copied..i]);
+                    out.push_str("\\ufffd");
+                    copied = i + 6;
+                    replaced = true;
+                }
+                i += 6;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    replaced.then_some(out)
+}
+
+/// JSON as `JSON.stringify` writes it: a float is written as JavaScript prints numbers (`1`, not
+/// `1.0`; `0` for `-0`; `100000000000000000000`, not `1e20`), so clients in any language read the
+/// bytes the official server would send.
+struct JsNumbers;
+
+impl serde_json::ser::Formatter for JsNumbers {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        writer.write_all(ryu_js::Buffer::new().format(value).as_bytes())
+    }
+
+    fn write_f32<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f32,
+    ) -> std::io::Result<()> {
+        self.write_f64(writer, f64::from(value))
     }
 }
 
@@ -292,9 +382,6 @@ fn payload_is_valid(kind: PacketType, data: Option<&Value>) -> bool {
 #[derive(Debug, Default)]
 pub struct BinaryCollector {
     pending: Option<(Packet, usize)>,
-    /// A binary packet announced zero attachments: the official decoder then still waits for binary
-    /// data that can never complete it, so whatever comes next is refused.
-    stuck: bool,
 }
 
 /// What [`BinaryCollector`] made of a message.
@@ -309,7 +396,7 @@ pub enum Collected {
 impl BinaryCollector {
     /// Whether attachments are awaited.
     pub fn is_collecting(&self) -> bool {
-        self.pending.is_some() || self.stuck
+        self.pending.is_some()
     }
 
     /// Takes a text message.
@@ -322,21 +409,14 @@ impl BinaryCollector {
             expected_attachments,
         } = Packet::decode(text, max_attachments)?;
         if packet.kind.is_binary() {
-            if expected_attachments == 0 {
-                self.stuck = true;
-            } else {
-                self.pending = Some((packet, expected_attachments));
-                return Ok(Collected::Incomplete);
-            }
+            self.pending = Some((packet, expected_attachments));
+            return Ok(Collected::Incomplete);
         }
         Ok(Collected::Packet(packet))
     }
 
     /// Takes a binary message (one attachment).
     pub fn binary(&mut self, data: Bytes) -> Result<Collected, DecodeError> {
-        if self.stuck {
-            return Err(DecodeError::UnexpectedBinary);
-        }
         let (packet, expected) = self.pending.as_mut().ok_or(DecodeError::UnexpectedBinary)?;
         packet.attachments.push(data);
         if packet.attachments.len() < *expected {
@@ -474,11 +554,71 @@ mod tests {
     }
 
     #[test]
-    fn zero_attachments_leave_the_decoder_waiting() {
+    fn numbers_are_written_as_javascript_writes_them() {
+        let echo = |json: &str| {
+            let data = Packet::decode(&format!("2[\"m\",{json}]"), 10)
+                .unwrap()
+                .packet
+                .data;
+            Packet::new(PacketType::Event, "/", data).encode()
+        };
+        for (sent, written) in [
+            ("1.0", "1"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("1E+2", "100"),
+            ("1.5", "1.5"),
+            ("0.000001", "0.000001"),
+            ("1e-7", "1e-7"),
+            ("1e20", "100000000000000000000"),
+            ("1e21", "1e+21"),
+            ("18446744073709551616", "18446744073709552000"),
+            ("-12", "-12"),
+            // Integers keep every digit (JavaScript would round this one to ...992).
+            ("9007199254740993", "9007199254740993"),
+        ] {
+            assert_eq!(echo(sent), format!("2[\"m\",{written}]"), "{sent}");
+        }
+    }
+
+    #[test]
+    fn zero_attachments_are_illegal() {
         let mut c = BinaryCollector::default();
-        assert!(matches!(c.text("50-[\"x\"]", 10), Ok(Collected::Packet(_))));
-        assert_eq!(c.text("2[\"y\"]", 10), Err(DecodeError::UnexpectedText));
-        assert_eq!(c.binary(Bytes::new()), Err(DecodeError::UnexpectedBinary));
+        assert_eq!(
+            c.text("50-[\"x\"]", 10),
+            Err(DecodeError::IllegalAttachments)
+        );
+        assert_eq!(
+            c.text("60-[\"x\"]", 10),
+            Err(DecodeError::IllegalAttachments)
+        );
+    }
+
+    #[test]
+    fn a_lone_surrogate_escape_becomes_the_replacement_character() {
+        let decoded = |text: &str| Packet::decode(text, 10).map(|h| h.packet.data.unwrap());
+        assert_eq!(
+            decoded(r#"2["m","ab\ud83d"]"#),
+            Ok(json!(["m", "ab\u{fffd}"]))
+        );
+        assert_eq!(
+            decoded(r#"2["m","\udc00x\ud800"]"#),
+            Ok(json!(["m", "\u{fffd}x\u{fffd}"]))
+        );
+        // A pair stays a pair, an escaped backslash is no escape, keys are strings too.
+        assert_eq!(
+            decoded(r#"2["m","\ud83d\ude00 \\ud800",{"\udfff":1}]"#),
+            Ok(json!(["m", "😀 \\ud800", {"\u{fffd}": 1}]))
+        );
+        // Still invalid JSON for any other reason.
+        assert_eq!(
+            decoded(r#"2["m","\ud800]"#),
+            Err(DecodeError::InvalidPayload)
+        );
+        assert_eq!(
+            decoded(r#"2["m",\ud800]"#),
+            Err(DecodeError::InvalidPayload)
+        );
     }
 
     #[test]

@@ -279,14 +279,54 @@ async fn two_namespaces_on_one_connection() {
     assert!(gone.is_some());
     client.send(r#"2["echo","still"]"#).await;
     assert_eq!(client.recv_packet().await, r#"2["echo","still"]"#);
-    // Events for the namespace left are ignored.
-    client.send(r#"2/chat,["echo","ignored"]"#).await;
-    client.send(r#"2["echo","after"]"#).await;
-    assert_eq!(client.recv_packet().await, r#"2["echo","after"]"#);
-    assert!(server.io.of("/").socket(&main).is_some());
     // And /chat can be joined again.
     let again = client.join("/chat", None).await;
     assert_ne!(again, chat);
+}
+
+#[tokio::test]
+async fn a_packet_that_does_not_fit_the_connection_state_closes_the_connection() {
+    // As the official server does ("invalid state"): a CONNECT to a namespace already joined, a
+    // CONNECT_ERROR from the client, anything else for a namespace not joined.
+    for packet in [
+        "0",
+        "0/chat,",
+        r#"4{"message":"x"}"#,
+        r#"2/chat,["echo","x"]"#,
+        "1/chat,",
+        r#"3/chat,1[]"#,
+    ] {
+        let server = start(|io| {
+            io.of("/").on_connection(|_| async {});
+            io.of("/chat").on_connection(|_| async {});
+        })
+        .await;
+        let mut client = server.client().await;
+        let main = client.join("/", None).await;
+        let chat = client.join("/chat", None).await;
+        if packet != "0/chat," {
+            client.send("1/chat,").await;
+        }
+        client.send(packet).await;
+        client.expect_closed().await;
+        let gone = wait_for(WAIT, || {
+            server.io.of("/").socket(&main).is_none().then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "{packet}: the connection's sockets stay");
+        assert!(server.io.of("/chat").socket(&chat).is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_event_before_any_connect_closes_the_connection() {
+    let server = start(|io| {
+        io.of("/").on_connection(|_| async {});
+    })
+    .await;
+    let mut client = server.client().await;
+    client.send(r#"2["echo","x"]"#).await;
+    client.expect_closed().await;
 }
 
 #[tokio::test]
