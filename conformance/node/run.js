@@ -42,7 +42,7 @@ function parseArgs(argv) {
 }
 
 function loadTests() {
-  const files = ["engineio", "sio-connection", "sio-events", "sio-rooms", "sio-load", "browser"];
+  const files = ["engineio", "sio-connection", "sio-events", "sio-rooms", "sio-load", "edge-cases", "browser"];
   const tests = [];
   for (const f of files) {
     for (const t of require(`./tests/${f}`)) tests.push(t);

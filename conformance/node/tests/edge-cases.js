@@ -1,0 +1,453 @@
+"use strict";
+// Edge cases of the wire protocols, mostly driven by raw WebSocket / HTTP
+// requests because the client libraries never produce them (or hide what the
+// server answers). Every expectation was observed on the official server.
+
+const http = require("node:http");
+const { EventEmitter } = require("node:events");
+const WebSocket = require("ws");
+const { assert, Queue, sleep, withTimeout } = require("../lib/util");
+const { variants, PURE, PING_INTERVAL, PING_TIMEOUT } = require("../lib/defs");
+
+const tests = [];
+
+// ------------------------------------------------------------------ helpers
+
+/**
+ * A raw WebSocket on `path` (default query: a new engine.io session).
+ * Server pings ("2") are answered with "3" unless answerPings is false; they
+ * are queued on `pings` (arrival times), never on `frames`.
+ * `frames` queues { text } / { binary: [bytes] } with their arrival time `at`.
+ */
+function rawWs(t, path, opts = {}) {
+  const { query = "?EIO=4&transport=websocket", answerPings = true, headers, protocols } = opts;
+  const url = `${t.url.replace(/^http/, "ws")}${path}${query}`;
+  const ws = new WebSocket(url, protocols || [], headers ? { headers } : {});
+  t.defer(() => ws.terminate());
+  const ev = new EventEmitter();
+  const c = { ws, frames: new Queue(ev, "frame"), pings: new Queue(ev, "ping"), all: [] };
+  ws.on("message", (data, isBinary) => {
+    const at = Date.now();
+    const f = isBinary ? { binary: [...data], at } : { text: data.toString(), at };
+    if (f.text === "2") {
+      ev.emit("ping", at);
+      if (answerPings && ws.readyState === WebSocket.OPEN) ws.send("3");
+      return;
+    }
+    c.all.push(f);
+    ev.emit("frame", f);
+  });
+  c.closed = new Promise((resolve) => ws.on("close", (code) => resolve({ code, at: Date.now() })));
+  c.opened = new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  c.opened.catch(() => {});
+  ws.on("error", () => {});
+  c.send = (data) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(data);
+  };
+  return c;
+}
+
+/**
+ * Resolves with the time the server closed the WebSocket: its close frame was
+ * received (readyState CLOSING) or the connection ended, whichever is seen first.
+ */
+function serverClosed(c, ms, what = "the server to close the websocket") {
+  let timer;
+  const p = new Promise((resolve) => {
+    const check = () => {
+      if (c.ws.readyState === WebSocket.CLOSING || c.ws.readyState === WebSocket.CLOSED) resolve(Date.now());
+    };
+    timer = setInterval(check, 5);
+    c.ws.once("close", check);
+    check();
+  });
+  return withTimeout(p, ms, what).finally(() => clearInterval(timer));
+}
+
+/** The next frame, which must be a text frame; returns its text. */
+async function nextText(c, ms = 2000) {
+  const [f] = await c.frames.next(ms);
+  assert.ok(f.text !== undefined, `expected a text frame, got binary [${f.binary}]`);
+  return f.text;
+}
+
+/** Raw engine.io WebSocket: waits for the open packet. */
+async function eioWs(t, opts) {
+  const c = rawWs(t, "/engine.io/", opts);
+  const open = await nextText(c, 3000);
+  assert.equal(open[0], "0", `open packet: ${open}`);
+  return c;
+}
+
+/** Raw socket.io WebSocket connected to "/" (CONNECT answered, the `auth` event consumed). */
+async function sioWs(t, opts) {
+  const c = rawWs(t, "/socket.io/", opts);
+  const open = await nextText(c, 3000);
+  assert.equal(open[0], "0", `open packet: ${open}`);
+  c.send("40");
+  const connect = await nextText(c);
+  assert.ok(connect.startsWith('40{"sid":'), `CONNECT reply: ${connect}`);
+  assert.equal(await nextText(c), '42["auth",{}]');
+  return c;
+}
+
+/** Raw HTTP request (node:http, no agent: headers exactly as given). */
+function request(url, { method = "GET", headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (d) => chunks.push(d));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.setTimeout(3000, () => req.destroy(new Error(`no answer to ${method} ${url} within 3 s`)));
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+async function pollingSid(t, path = "/engine.io/") {
+  const r = await request(`${t.url}${path}?EIO=4&transport=polling`);
+  assert.equal(r.status, 200);
+  assert.equal(r.body[0], "0", r.body);
+  return JSON.parse(r.body.slice(1)).sid;
+}
+
+// ------------------------------------------- 1. lone UTF-16 surrogate in a string
+tests.push(
+  ...variants("edge: sio string with a lone surrogate is echoed, connection kept", PURE, (transport) => ({
+    async run(t) {
+      const socket = await t.sioConnected("/", { transport });
+      const back = new Queue(socket, "message-back");
+      const disconnects = new Queue(socket, "disconnect");
+      const cut = "ab😀".slice(0, 3); // "ab\ud83d": an emoji cut in half
+      socket.emit("message", cut);
+      const args = await back.next(2000);
+      t.note(`message-back args: ${JSON.stringify(args)}`);
+      assert.equal(args.length, 1);
+      assert.equal(typeof args[0], "string");
+      // the official server echoes "ab\ud83d"; U+FFFD in place of the surrogate is fine too
+      assert.ok(args[0].startsWith("ab"), JSON.stringify(args[0]));
+      assert.equal(args[0].length, 3);
+      socket.emit("message", "after", 1);
+      assert.deepStrictEqual(await back.next(2000), ["after", 1]);
+      assert.equal(disconnects.length, 0, "no disconnect");
+      assert.ok(socket.connected);
+    },
+  })),
+);
+
+// ------------------- 2. probing websocket of a session that dies is closed too
+tests.push({
+  name: "edge: eio probing websocket (no upgrade packet) is closed when the session dies",
+  async run(t) {
+    const sid = await pollingSid(t);
+    const t0 = Date.now();
+    const c = rawWs(t, "/engine.io/", { query: `?EIO=4&transport=websocket&sid=${sid}`, answerPings: false });
+    await withTimeout(c.opened, 2000, "the websocket to open");
+    c.send("2probe");
+    assert.equal(await nextText(c), "3probe");
+    // never "5", never a poll: the polling side leaves the ping unanswered, the
+    // session dies of ping timeout (~pingInterval + pingTimeout after the handshake)
+    const limit = PING_INTERVAL + PING_TIMEOUT + 1000;
+    const closedAt = await serverClosed(c, limit - (Date.now() - t0), "the server to close the probing websocket");
+    t.note(`probing websocket closed ${closedAt - t0} ms after the handshake; frames: ${JSON.stringify(c.all.map((f) => f.text))}`);
+    // nothing but the probe answer came on it
+    assert.deepStrictEqual(c.all.map((f) => f.text), ["3probe"]);
+    const after = await request(`${t.url}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
+    assert.equal(after.status, 400);
+    assert.deepStrictEqual(JSON.parse(after.body), { code: 1, message: "Session ID unknown" });
+  },
+});
+
+// ----------------------- 3. a packet while waiting for the pong refreshes pingTimeout once
+tests.push({
+  name: "edge: eio first packet while waiting for a pong refreshes the ping timeout once",
+  async run(t) {
+    const c = await eioWs(t, { answerPings: false });
+    const [pingAt] = await c.pings.next(PING_INTERVAL + 1000);
+    let helloAt = 0;
+    let againAt = 0;
+    const h1 = setTimeout(() => {
+      helloAt = Date.now();
+      c.send("4hello");
+    }, 150);
+    const h2 = setTimeout(() => {
+      if (c.ws.readyState !== WebSocket.OPEN) return;
+      againAt = Date.now();
+      c.send("4again");
+    }, 300);
+    t.defer(() => {
+      clearTimeout(h1);
+      clearTimeout(h2);
+    });
+    const closedAt = await serverClosed(c, 2000);
+    t.note(
+      `after the ping: 4hello sent at +${helloAt - pingAt} ms, 4again at ${againAt ? `+${againAt - pingAt} ms` : "(not sent, closed)"}, ` +
+        `closed at +${closedAt - pingAt} ms; frames: ${JSON.stringify(c.all.map((f) => f.text))}`,
+    );
+    assert.ok(helloAt > 0, "4hello was sent before the close");
+    // without the refresh the server closes pingTimeout (200 ms) after its ping;
+    // with it, pingTimeout after 4hello arrived (~+350 ms)
+    assert.ok(closedAt - pingAt >= PING_TIMEOUT + 70, `closed ${closedAt - pingAt} ms after the ping: not refreshed`);
+    assert.ok(closedAt - helloAt >= PING_TIMEOUT - 30, `closed ${closedAt - helloAt} ms after 4hello`);
+    // refreshed once only: a second message (4again) does not push it further
+    assert.ok(closedAt - helloAt <= PING_TIMEOUT + 300, `closed ${closedAt - helloAt} ms after 4hello: too late`);
+    // the message itself was delivered (echoed)
+    assert.equal(c.all[1] && c.all[1].text, "4hello");
+  },
+});
+
+// --------------------------------------------------- 4. WebSocket subprotocols
+function upgradeRequest(url, extraHeaders) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      agent: false,
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        ...extraHeaders,
+      },
+    });
+    req.setTimeout(3000, () => req.destroy(new Error("no answer to the upgrade request within 3 s")));
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers });
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve({ status: res.statusCode, headers: res.headers });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+tests.push({
+  name: "edge: websocket subprotocol: the first offered is selected",
+  async run(t) {
+    for (const path of ["/engine.io/", "/socket.io/"]) {
+      const url = `${t.url}${path}?EIO=4&transport=websocket`;
+      const offered = await upgradeRequest(url, { "Sec-WebSocket-Protocol": "chat, superchat" });
+      t.note(`${path} with protocols: ${offered.status} ${JSON.stringify(offered.headers)}`);
+      assert.equal(offered.status, 101, path);
+      assert.equal(offered.headers["sec-websocket-protocol"], "chat", path);
+      const plain = await upgradeRequest(url, {});
+      assert.equal(plain.status, 101, path);
+      assert.equal(plain.headers["sec-websocket-protocol"], undefined, `${path} without protocols`);
+    }
+    // a client that requires a subprotocol opens fine
+    const c = rawWs(t, "/engine.io/", { protocols: ["chat"] });
+    await withTimeout(c.opened, 2000, "the websocket with protocols [chat] to open");
+    assert.equal(c.ws.protocol, "chat");
+    const open = await nextText(c);
+    assert.equal(open[0], "0");
+    c.send("4sub");
+    assert.equal(await nextText(c), "4sub");
+  },
+});
+
+// ---------------------- 5. socket.io packets that do not fit the connection state
+/** Sends `packets` then a fence event; the server must close without answering anything. */
+async function expectSioClose(t, label, c, packets) {
+  const before = c.all.length;
+  const sentAt = Date.now();
+  for (const p of packets) c.send(p);
+  c.send('42["message","fence"]');
+  const closedAt = await serverClosed(c, 700, `the server to close the connection (${label})`);
+  await sleep(20);
+  const after = c.all.slice(before).map((f) => (f.text !== undefined ? f.text : `binary [${f.binary}]`));
+  t.note(`${label}: closed ${closedAt - sentAt} ms after; frames after the packet: ${JSON.stringify(after)}`);
+  assert.deepStrictEqual(after, [], `${label}: nothing answered`);
+}
+
+tests.push({
+  name: "edge: sio packets that do not fit the connection state close it",
+  async run(t) {
+    const cases = [
+      ["second CONNECT to /", ["40"]],
+      ["EVENT for a namespace never joined", ['42/custom,["x"]']],
+      ["CONNECT_ERROR sent by the client", ['44{"message":"x"}']],
+      ["DISCONNECT for a namespace never joined", ["41/custom,"]],
+    ];
+    for (const [label, packets] of cases) {
+      const c = await sioWs(t);
+      await expectSioClose(t, label, c, packets);
+    }
+    // an EVENT before any CONNECT (a CONNECT follows it: it must not be answered)
+    const c = rawWs(t, "/socket.io/");
+    const open = await nextText(c, 3000);
+    assert.equal(open[0], "0");
+    await expectSioClose(t, "EVENT before any CONNECT", c, ['42["message","early"]', "40"]);
+  },
+});
+
+// -------------------------------------------- 6. sid requests with a bad EIO
+tests.push({
+  name: "edge: eio request with a sid but EIO missing or not 4 is a bad request; empty sid is a handshake",
+  async run(t) {
+    const bad = { code: 3, message: "Bad request" };
+    for (const [method, query] of [
+      ["GET", "transport=polling"],
+      ["GET", "EIO=3&transport=polling"],
+      ["POST", "transport=polling"],
+      ["POST", "EIO=3&transport=polling"],
+    ]) {
+      const sid = await pollingSid(t);
+      const r = await request(`${t.url}/engine.io/?${query}&sid=${sid}`, method === "POST" ? { method, body: "4hi" } : {});
+      t.note(`${method} ?${query}&sid=…: ${r.status} ${r.body}`);
+      assert.equal(r.status, 400, `${method} ?${query}`);
+      assert.deepStrictEqual(JSON.parse(r.body), bad, `${method} ?${query}`);
+    }
+    // an empty sid is no sid: a new session
+    const r = await request(`${t.url}/engine.io/?EIO=4&transport=polling&sid=`);
+    t.note(`GET ?EIO=4&transport=polling&sid=: ${r.status} ${r.body}`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body[0], "0");
+    const hs = JSON.parse(r.body.slice(1));
+    assert.equal(typeof hs.sid, "string");
+    assert.ok(hs.sid.length > 0);
+    assert.deepStrictEqual(hs.upgrades, ["websocket"]);
+  },
+});
+
+// ------------------------------------- 7. BINARY_EVENT announcing 0 attachments
+tests.push({
+  name: "edge: sio BINARY_EVENT with 0 attachments closes the connection",
+  async run(t) {
+    const c = await sioWs(t);
+    await expectSioClose(t, "450-", c, ['450-["message","x"]']);
+  },
+});
+
+// -------------------------------------------- 8. polling response headers
+tests.push({
+  name: "edge: eio polling responses carry Cache-Control no-store (and X-XSS-Protection 0 for Trident)",
+  async run(t) {
+    const ie = "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko";
+    const other = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0";
+    for (const ua of [ie, other]) {
+      const headers = { "user-agent": ua };
+      const base = `${t.url}/engine.io/?EIO=4&transport=polling`;
+      const hs = await request(base, { headers });
+      assert.equal(hs.status, 200);
+      const sid = JSON.parse(hs.body.slice(1)).sid;
+      const post = await request(`${base}&sid=${sid}`, { method: "POST", headers, body: "4hello" });
+      assert.equal(post.status, 200);
+      assert.equal(post.body, "ok");
+      const poll = await request(`${base}&sid=${sid}`, { headers });
+      assert.equal(poll.status, 200);
+      assert.equal(poll.body, "4hello");
+      for (const [what, r] of [["handshake", hs], ["POST", post], ["GET", poll]]) {
+        const label = `${what} (${ua === ie ? "Trident" : "other"} user agent)`;
+        t.note(`${label}: ${JSON.stringify(r.headers)}`);
+        assert.equal(r.headers["cache-control"], "no-store", label);
+        assert.equal(r.headers["x-xss-protection"], ua === ie ? "0" : undefined, label);
+      }
+    }
+  },
+});
+
+// ------------------------------------- 9. numbers echoed as JavaScript prints them
+tests.push({
+  name: "edge: sio JSON numbers are echoed as JavaScript prints them",
+  async run(t) {
+    const c = await sioWs(t);
+    const cases = [
+      ["1.0", "1"],
+      ["-0", "0"],
+      ["1e20", "100000000000000000000"],
+      ["0.000001", "0.000001"],
+      ["1.5", "1.5"],
+      ["1e21", "1e+21"],
+    ];
+    for (const [sent, expected] of cases) {
+      c.send(`42["message",${sent}]`);
+      assert.equal(await nextText(c), `42["message-back",${expected}]`, `number ${sent}`);
+    }
+  },
+});
+
+// ------------------------------------------------ 10. empty Origin: not xdomain
+/** socket.handshake (the `handshake` ack) of a raw polling connection to "/" opened with `headers`. */
+async function pollingHandshakeAck(t, headers) {
+  const base = `${t.url}/socket.io/?EIO=4&transport=polling`;
+  const hs = await request(base, { headers });
+  assert.equal(hs.status, 200);
+  const q = `${base}&sid=${JSON.parse(hs.body.slice(1)).sid}`;
+  const post = async (body) => assert.equal((await request(q, { method: "POST", headers, body })).body, "ok");
+  await post("40");
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline) {
+    const r = await request(q, { headers });
+    assert.equal(r.status, 200, r.body);
+    for (const p of r.body.split("\x1e")) {
+      if (p === "2") await post("3");
+      else if (p.startsWith('40{"sid":')) await post('421["handshake"]');
+      else if (p.startsWith("431[")) {
+        await post("1");
+        return JSON.parse(p.slice(3))[0];
+      }
+    }
+  }
+  throw new Error("no answer to the handshake event within 3 s");
+}
+
+tests.push(
+  ...variants("edge: sio handshake.xdomain is false with an empty Origin header", PURE, (transport) => ({
+    async run(t) {
+      let h;
+      if (transport === "websocket") {
+        const c = await sioWs(t, { headers: { Origin: "" } });
+        c.send('421["handshake"]');
+        const ack = await nextText(c);
+        assert.ok(ack.startsWith("431["), ack);
+        [h] = JSON.parse(ack.slice(3));
+      } else {
+        h = await pollingHandshakeAck(t, { Origin: "" });
+      }
+      t.note(`handshake: ${JSON.stringify(h)}`);
+      assert.equal(h.xdomain, false);
+      assert.equal(h.query.transport, transport);
+    },
+  })),
+);
+
+// ------------------------------ 11. text frame "b…" on websocket is base64 binary
+tests.push({
+  name: "edge: eio websocket text frame bAQI= is a binary message",
+  async run(t) {
+    const c = await eioWs(t);
+    c.send("bAQI=");
+    const [f] = await c.frames.next(2000);
+    t.note(`frame: ${JSON.stringify(f)}`);
+    assert.deepStrictEqual(f.binary, [1, 2]);
+    // still usable
+    c.send("4after");
+    assert.equal(await nextText(c), "4after");
+  },
+});
+
+// ----------------------------- 12. polling base64 without its padding is accepted
+tests.push({
+  name: "edge: eio polling binary packet without base64 padding is accepted",
+  async run(t) {
+    const sid = await pollingSid(t);
+    const q = `${t.url}/engine.io/?EIO=4&transport=polling&sid=${sid}`;
+    const post = await request(q, { method: "POST", body: "bAQI" });
+    assert.equal(post.status, 200);
+    assert.equal(post.body, "ok");
+    const poll = await request(q);
+    t.note(`poll: ${poll.status} ${JSON.stringify(poll.body)}`);
+    assert.equal(poll.status, 200);
+    assert.equal(poll.body, "bAQI=");
+  },
+});
+
+module.exports = tests;
