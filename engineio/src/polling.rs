@@ -54,6 +54,10 @@ pub(crate) async fn get(shared: &Arc<Shared>) -> Response<Body> {
 fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
     if core.state.closed().is_some() {
         if !core.close_packet_pending {
+            if !core.queue.is_empty() {
+                let frames = Shared::take_queue(core);
+                return Some(payload_response(payload::encode(&frames)));
+            }
             return Some(payload_response(Bytes::from_static(b"6")));
         }
         if !core.queue.is_empty() {

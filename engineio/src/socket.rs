@@ -301,11 +301,14 @@ impl Shared {
             }
             core.finished = true;
             let reason = core.state.close(reason);
-            if !flush {
+            let polling = core.state.transport() == TransportKind::Polling;
+            // Frames queued while a poll waits count as sent: the official server writes them to
+            // the waiting poll at once, so a close right after them (a POST of a message and a
+            // close packet, say) still lets them reach the client.
+            if !flush && (!polling || !core.poll_active) {
                 core.queue.clear();
                 core.queued_bytes = 0;
             }
-            let polling = core.state.transport() == TransportKind::Polling;
             // A client that closed needs no close packet (a waiting poll gets a noop); any other
             // close is announced to a polling client with `1`.
             core.close_packet_pending = polling && reason != CloseReason::TransportClose;

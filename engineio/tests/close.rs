@@ -197,3 +197,30 @@ async fn polling_client_that_goes_away_mid_poll_is_closed() {
     );
     server.wait_session_count(0, WAIT).await;
 }
+
+#[tokio::test]
+async fn a_waiting_poll_gets_the_answers_to_a_post_that_ends_the_session() {
+    // The official server writes a message to a waiting poll as soon as it is sent, so the echo of
+    // `4hello` reaches the client even though the same POST then ends the session.
+    for (body, reason) in [
+        ("4hello\x1e1", CloseReason::TransportClose),
+        ("4hello\x1e9", CloseReason::ParseError),
+    ] {
+        let server = start_default().await;
+        let (sid, _) = server.handshake().await;
+        let poll = {
+            let server_addr = server.addr;
+            let target = server.target(&polling(&sid));
+            tokio::spawn(async move { http(server_addr, "GET", &target, &[], b"").await })
+        };
+        // Let the poll reach the server and wait there.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.post(&polling(&sid), body).await;
+        assert_eq!(poll.await.unwrap().text(), "4hello", "{body:?}");
+        assert_eq!(server.wait_close(&sid, WAIT).await, reason);
+        server
+            .get(&polling(&sid))
+            .await
+            .assert_error(400, 1, "Session ID unknown");
+    }
+}
