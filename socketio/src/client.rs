@@ -1,15 +1,18 @@
 //! One Engine.IO connection seen by Socket.IO: it decodes packets and routes them to namespaces.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 
 use engineio::{CloseReason, ConnectionHandler, Message};
 use serde_json::{json, Value};
 
 use crate::adapter::encode_frames;
 use crate::handshake::Handshake;
-use crate::namespace::NamespaceInner;
+use crate::namespace::{ConnectError, NamespaceInner};
 use crate::packet::{BinaryCollector, Collected, Packet, PacketType};
 use crate::server::ServerInner;
 use crate::socket::{lock, read, DisconnectReason, Socket};
@@ -124,6 +127,32 @@ impl Client {
             me.finish_connect(nsp, socket);
             return;
         }
+        let mut verdict = Box::pin({
+            let socket = socket.clone();
+            async move {
+                for middleware in middlewares {
+                    middleware(socket.clone()).await?;
+                }
+                Ok(())
+            }
+        });
+        // Middlewares that decide at once (a token check, say) are answered here, so that CONNECTs
+        // are answered in the order they came, as the official server does; only one that waits
+        // (a database, say) goes on on a task of its own.
+        let mut noop = Context::from_waker(Waker::noop());
+        // A panicking middleware must not take the connection's I/O task down with it; its CONNECT
+        // stays unanswered, as when one panics on its own task.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| verdict.as_mut().poll(&mut noop))) {
+            Ok(Poll::Ready(verdict)) => {
+                me.conclude_connect(nsp, socket, verdict);
+                return;
+            }
+            Ok(Poll::Pending) => {}
+            Err(_) => {
+                tracing::error!(nsp = %nsp.name, "a connect middleware panicked");
+                return;
+            }
+        }
         self.pending_connects.fetch_add(1, Ordering::AcqRel);
         self.runtime.spawn(async move {
             // Released however this task ends (refusal, success, a panicking middleware).
@@ -134,24 +163,34 @@ impl Client {
                 }
             }
             let pending = Pending(me.clone());
-            for middleware in middlewares {
-                if let Err(refusal) = middleware(socket.clone()).await {
-                    tracing::debug!(nsp = %nsp.name, message = %refusal.message, "connect refused by a middleware");
-                    let mut data = json!({ "message": refusal.message });
-                    if let Some(extra) = refusal.data {
-                        data["data"] = extra;
-                    }
-                    me.send_packet(&Packet::new(
-                        PacketType::ConnectError,
-                        &nsp.name,
-                        Some(data),
-                    ));
-                    return;
-                }
-            }
+            let verdict = verdict.await;
             drop(pending);
-            me.finish_connect(nsp, socket);
+            me.conclude_connect(nsp, socket, verdict);
         });
+    }
+
+    /// Connects the socket once its namespace's middlewares let it in, or tells the client why not.
+    fn conclude_connect(
+        &self,
+        nsp: Arc<NamespaceInner>,
+        socket: Socket,
+        verdict: Result<(), ConnectError>,
+    ) {
+        match verdict {
+            Ok(()) => self.finish_connect(nsp, socket),
+            Err(refusal) => {
+                tracing::debug!(nsp = %nsp.name, message = %refusal.message, "connect refused by a middleware");
+                let mut data = json!({ "message": refusal.message });
+                if let Some(extra) = refusal.data {
+                    data["data"] = extra;
+                }
+                self.send_packet(&Packet::new(
+                    PacketType::ConnectError,
+                    &nsp.name,
+                    Some(data),
+                ));
+            }
+        }
     }
 
     fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket) {

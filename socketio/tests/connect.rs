@@ -369,3 +369,56 @@ async fn connect_over_polling() {
     assert_eq!(prefix, "40");
     assert_ne!(json["sid"].as_str().unwrap(), sid);
 }
+
+#[tokio::test]
+async fn connects_are_answered_in_the_order_they_came_when_middlewares_decide_at_once() {
+    let server = start(|io| {
+        io.of("/auth")
+            .use_middleware(|_| async { Err(ConnectError::new("no")) });
+        io.of("/custom").on_connection(|_| async {});
+    })
+    .await;
+    let mut client = server.client().await;
+    for packet in ["0/auth,{}", "0", "0/custom,"] {
+        client.send(packet).await;
+    }
+    let mut prefixes = Vec::new();
+    for _ in 0..3 {
+        let answer = client.recv_packet().await;
+        prefixes.push(split_json(&answer).0.to_owned());
+    }
+    assert_eq!(prefixes, ["4/auth,", "0", "0/custom,"]);
+}
+
+#[tokio::test]
+async fn a_middleware_that_waits_lets_later_connects_through_first() {
+    let server = start(|io| {
+        io.of("/slow").use_middleware(|socket| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if socket.handshake().auth.get("token") == Some(&json!("good")) {
+                Ok(())
+            } else {
+                Err(ConnectError::new("not authorized"))
+            }
+        });
+    })
+    .await;
+    let mut client = server.client().await;
+    client
+        .send(&connect_packet("/slow", Some(&json!({"token": "good"}))))
+        .await;
+    client.send("0").await;
+    let first = client.recv_packet().await;
+    assert_eq!(split_json(&first).0, "0");
+    let second = client.recv_packet().await;
+    assert_eq!(split_json(&second).0, "0/slow,");
+    let sid = split_json(&second).1["sid"].as_str().unwrap().to_owned();
+    assert!(server.io.of("/slow").socket(&sid).is_some());
+    // A refusal that comes late reaches the client too.
+    let mut other = server.client().await;
+    other
+        .send(&connect_packet("/slow", Some(&json!({"token": "bad"}))))
+        .await;
+    let refused = other.recv_packet().await;
+    assert_eq!(split_json(&refused).0, "4/slow,");
+}
