@@ -115,7 +115,10 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         }
     });
     socket.on("join", |socket, data, ack| async move {
-        socket.join(room_name(&split_first(&data).0));
+        // `socket.join` takes one room or an array of them.
+        for room in room_names(&split_first(&data).0) {
+            socket.join(room);
+        }
         if let Some(ack) = ack {
             ack.send(&()).ok();
         }
@@ -185,7 +188,12 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         let io = io_fanout.clone();
         async move {
             let (room, rest) = split_first(&data);
-            let count = rest.args().first().and_then(Value::as_u64).unwrap_or(0);
+            // A count given as a string counts too, as JavaScript's `i < count` coerces it.
+            let count = rest
+                .args()
+                .first()
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+                .unwrap_or(0);
             let target = io.to(room_name(&room));
             for i in 0..count {
                 target.emit("fanout", &(i,)).ok();

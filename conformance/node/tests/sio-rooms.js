@@ -51,6 +51,15 @@ async function clients(t, transports) {
   return { sockets, logs };
 }
 
+tests.push({
+  name: "sio: join takes an array of rooms",
+  async run(t) {
+    const socket = await t.sioConnected("/", { transport: "websocket" });
+    await ask(socket, 2000, "join", ["x-room", "y-room"]);
+    assert.deepStrictEqual(await ask(socket, 2000, "rooms"), [socket.id, "x-room", "y-room"].sort());
+  },
+});
+
 const MIXED = ["polling", "websocket", "upgrade", "websocket"];
 
 tests.push(
