@@ -252,10 +252,19 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             .collect();
         // Absent headers are left out, as `undefined` is by JSON.stringify.
         let mut headers = serde_json::Map::new();
-        for name in ["user-agent", "x-custom"] {
-            if let Some(value) = hs.header(name) {
-                headers.insert(name.to_owned(), Value::String(value.to_owned()));
-            }
+        // As Node's `req.headers`: a repeated user-agent keeps its first value, a repeated custom
+        // header has its values joined with ", ".
+        if let Some(agent) = hs.header("user-agent") {
+            headers.insert("user-agent".to_owned(), Value::String(agent.to_owned()));
+        }
+        let custom: Vec<&str> = hs
+            .headers()
+            .get_all("x-custom")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !custom.is_empty() {
+            headers.insert("x-custom".to_owned(), Value::String(custom.join(", ")));
         }
         let info = json!({
             "auth": hs.auth,

@@ -427,8 +427,9 @@ impl EngineIo {
                 response
             }
             TransportKind::WebSocket => {
-                let Some(response) = accept_response(parts) else {
-                    return error_response(ErrorCode::BadRequest, true);
+                let response = match accept_response(parts) {
+                    Ok(response) => response,
+                    Err(refusal) => return refusal.response(),
                 };
                 let (session, open) = self.open_session(info, TransportKind::WebSocket);
                 session.lock().queue.push_back(Frame::Text(open));
@@ -455,8 +456,9 @@ impl EngineIo {
         parts: &mut http::request::Parts,
         session: Arc<Shared>,
     ) -> Response<Body> {
-        let Some(response) = accept_response(parts) else {
-            return error_response(ErrorCode::BadRequest, true);
+        let response = match accept_response(parts) {
+            Ok(response) => response,
+            Err(refusal) => return refusal.response(),
         };
         let engine = self.clone();
         let pending = upgrade_future(parts);
@@ -594,21 +596,55 @@ fn is_websocket_upgrade(parts: &http::request::Parts) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The `101 Switching Protocols` answer, or `None` when the request is not a valid WebSocket handshake.
-fn accept_response(parts: &http::request::Parts) -> Option<Response<Body>> {
-    let key = parts.headers.get(header::SEC_WEBSOCKET_KEY)?;
-    // As the official server (`ws`) checks them: a key of 16 bytes in base64, version 13 or 8.
-    let key_is_valid = key.len() == 24
-        && key.as_bytes().ends_with(b"==")
-        && key.as_bytes()[..22]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/');
-    let version = parts.headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes();
-    if !key_is_valid || (version != b"13" && version != b"8") {
-        return None;
+/// Why a WebSocket handshake is refused, in the words of the official server (`ws`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WsHandshakeError {
+    Key,
+    Version,
+    Protocol,
+}
+
+impl WsHandshakeError {
+    /// The plain-text 400 answer.
+    fn response(self) -> Response<Body> {
+        let message = match self {
+            WsHandshakeError::Key => "Missing or invalid Sec-WebSocket-Key header",
+            WsHandshakeError::Version => "Missing or invalid Sec-WebSocket-Version header",
+            WsHandshakeError::Protocol => "Invalid Sec-WebSocket-Protocol header",
+        };
+        tracing::debug!(message, "WebSocket handshake refused");
+        let mut response = error_with_message(ErrorCode::BadRequest, message, true);
+        if self == WsHandshakeError::Version {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13, 8"),
+            );
+        }
+        response
+    }
+}
+
+/// The `101 Switching Protocols` answer to a valid WebSocket handshake.
+fn accept_response(parts: &http::request::Parts) -> Result<Response<Body>, WsHandshakeError> {
+    // Checked as the official server (`ws`) checks them: a key of 16 bytes in base64, version 13
+    // or 8, a list of distinct subprotocol names.
+    let key = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|key| {
+            key.len() == 24
+                && key.as_bytes().ends_with(b"==")
+                && key.as_bytes()[..22]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        })
+        .ok_or(WsHandshakeError::Key)?;
+    let version = parts.headers.get(header::SEC_WEBSOCKET_VERSION);
+    if !version.is_some_and(|v| v.as_bytes() == b"13" || v.as_bytes() == b"8") {
+        return Err(WsHandshakeError::Version);
     }
     let protocol = match parts.headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
-        Some(offered) => Some(first_subprotocol(offered)?),
+        Some(offered) => Some(first_subprotocol(offered).ok_or(WsHandshakeError::Protocol)?),
         None => None,
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -619,12 +655,12 @@ fn accept_response(parts: &http::request::Parts) -> Option<Response<Body>> {
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(
         header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).ok()?,
+        HeaderValue::from_str(&accept).map_err(|_| WsHandshakeError::Key)?,
     );
     if let Some(protocol) = protocol {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
-    Some(response)
+    Ok(response)
 }
 
 /// The subprotocol chosen among those a client offers: the first, as the official server does
@@ -781,16 +817,20 @@ mod tests {
             accept_response(&request.into_parts().0).map(|r| r.status())
         };
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        assert_eq!(answer(key, "13"), Some(StatusCode::SWITCHING_PROTOCOLS));
-        assert_eq!(answer(key, "8"), Some(StatusCode::SWITCHING_PROTOCOLS));
-        assert_eq!(answer(key, "12"), None);
+        assert_eq!(answer(key, "13"), Ok(StatusCode::SWITCHING_PROTOCOLS));
+        assert_eq!(answer(key, "8"), Ok(StatusCode::SWITCHING_PROTOCOLS));
+        assert_eq!(answer(key, "12"), Err(WsHandshakeError::Version));
         for bad_key in [
             "abc",
             "dGhlIHNhbXBsZSBub25jZQ=",
             "dGhlIHNhbXBsZSBub25jZ===",
             "dGhlIHNhbXBsZSBub2-jZQ==",
         ] {
-            assert_eq!(answer(bad_key, "13"), None, "{bad_key}");
+            assert_eq!(
+                answer(bad_key, "13"),
+                Err(WsHandshakeError::Key),
+                "{bad_key}"
+            );
         }
     }
 }

@@ -253,6 +253,57 @@ tests.push({
   },
 });
 
+/** An upgrade request's answer with its body (a refusal has one). */
+function upgradeAnswer(url, extraHeaders) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      agent: false,
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        ...extraHeaders,
+      },
+    });
+    req.setTimeout(3000, () => req.destroy(new Error("no answer to the upgrade request within 3 s")));
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode, headers: res.headers, body: "" });
+    });
+    req.on("response", (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+tests.push({
+  name: "edge: websocket handshake refusals say what is wrong, as ws does",
+  async run(t) {
+    const url = `${t.url}/engine.io/?EIO=4&transport=websocket`;
+    const version8 = await upgradeAnswer(url, { "Sec-WebSocket-Version": "8" });
+    assert.equal(version8.status, 101, "version 8 is accepted");
+    const cases = [
+      [{ "Sec-WebSocket-Version": "12" }, "Missing or invalid Sec-WebSocket-Version header"],
+      [{ "Sec-WebSocket-Key": "abc" }, "Missing or invalid Sec-WebSocket-Key header"],
+      [{ "Sec-WebSocket-Protocol": "chat, chat" }, "Invalid Sec-WebSocket-Protocol header"],
+    ];
+    for (const [headers, message] of cases) {
+      const answer = await upgradeAnswer(url, headers);
+      t.note(`${JSON.stringify(headers)}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      assert.equal(answer.status, 400, JSON.stringify(headers));
+      assert.equal(answer.body, message, JSON.stringify(headers));
+    }
+    const version12 = await upgradeAnswer(url, { "Sec-WebSocket-Version": "12" });
+    assert.equal(version12.headers["sec-websocket-version"], "13, 8");
+  },
+});
+
 // ---------------------- 5. socket.io packets that do not fit the connection state
 /** Sends `packets` then a fence event; the server must close without answering anything. */
 async function expectSioClose(t, label, c, packets) {
@@ -418,6 +469,15 @@ tests.push(
     },
   })),
 );
+
+tests.push({
+  name: "edge: sio handshake.headers joins a repeated custom header, as Node's req.headers does",
+  async run(t) {
+    const h = await pollingHandshakeAck(t, { "X-Custom": ["v1", "v2"] });
+    t.note(`headers: ${JSON.stringify(h.headers)}`);
+    assert.equal(h.headers["x-custom"], "v1, v2");
+  },
+});
 
 // ------------------------------ 11. text frame "b…" on websocket is base64 binary
 tests.push({
