@@ -203,42 +203,16 @@ tests.push({
 });
 
 // --------------------------------------------------- 4. WebSocket subprotocols
-function upgradeRequest(url, extraHeaders) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      agent: false,
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "websocket",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-        ...extraHeaders,
-      },
-    });
-    req.setTimeout(3000, () => req.destroy(new Error("no answer to the upgrade request within 3 s")));
-    req.on("upgrade", (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode, headers: res.headers });
-    });
-    req.on("response", (res) => {
-      res.resume();
-      resolve({ status: res.statusCode, headers: res.headers });
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 tests.push({
   name: "edge: websocket subprotocol: the first offered is selected",
   async run(t) {
     for (const path of ["/engine.io/", "/socket.io/"]) {
       const url = `${t.url}${path}?EIO=4&transport=websocket`;
-      const offered = await upgradeRequest(url, { "Sec-WebSocket-Protocol": "chat, superchat" });
+      const offered = await upgradeAnswer(url, { "Sec-WebSocket-Protocol": "chat, superchat" });
       t.note(`${path} with protocols: ${offered.status} ${JSON.stringify(offered.headers)}`);
       assert.equal(offered.status, 101, path);
       assert.equal(offered.headers["sec-websocket-protocol"], "chat", path);
-      const plain = await upgradeRequest(url, {});
+      const plain = await upgradeAnswer(url, {});
       assert.equal(plain.status, 101, path);
       assert.equal(plain.headers["sec-websocket-protocol"], undefined, `${path} without protocols`);
     }
