@@ -1,4 +1,6 @@
-//! The text part of a Socket.IO packet: decoding never panics, and decode → encode → decode is stable.
+//! The text part of a Socket.IO packet: decoding never panics, and what the encoder writes decodes
+//! to the same packet and encodes to the same bytes again. (Bytes, not values: numbers are written
+//! as JavaScript writes them, so `5E5` comes back as the integer `500000`.)
 #![no_main]
 
 use bytes::Bytes;
@@ -20,6 +22,11 @@ fuzz_target!(|data: &[u8]| {
     let encoded = packet.encode();
     let again = Packet::decode(&encoded, MAX_ATTACHMENTS).expect("an encoded packet decodes");
     assert_eq!(again.expected_attachments, header.expected_attachments);
-    packet.attachments.clear();
-    assert_eq!(again.packet, packet);
+    let mut decoded = again.packet;
+    assert_eq!(
+        (decoded.kind, &decoded.nsp, decoded.id, decoded.data.is_some()),
+        (packet.kind, &packet.nsp, packet.id, packet.data.is_some())
+    );
+    decoded.attachments = packet.attachments;
+    assert_eq!(decoded.encode(), encoded);
 });
