@@ -53,18 +53,14 @@ pub(crate) async fn get(shared: &Arc<Shared>) -> Response<Body> {
 /// What a poll can answer now, if anything. Called with the session locked.
 fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
     if core.state.closed().is_some() {
-        if !core.close_packet_pending {
-            if !core.queue.is_empty() {
-                let frames = Shared::take_queue(core);
-                return Some(payload_response(payload::encode(&frames)));
-            }
-            return Some(payload_response(Bytes::from_static(b"6")));
-        }
         if !core.queue.is_empty() {
-            // Frames queued before the close leave first; the close packet never shares their
+            // Frames queued before the close leave first; a close packet never shares their
             // response (the official client would act on the close before on them).
             let frames = Shared::take_queue(core);
             return Some(payload_response(payload::encode(&frames)));
+        }
+        if !core.close_packet_pending {
+            return Some(payload_response(Bytes::from_static(b"6")));
         }
         core.close_packet_pending = false;
         let body: &'static [u8] = if core.close_alone { b"1" } else { b"6\x1e1" };

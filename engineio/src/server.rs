@@ -655,6 +655,7 @@ fn accept_response(parts: &http::request::Parts) -> Result<Response<Body>, WsHan
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(
         header::SEC_WEBSOCKET_ACCEPT,
+        // Base64 is always a valid header value; were it not, the key would be to blame.
         HeaderValue::from_str(&accept).map_err(|_| WsHandshakeError::Key)?,
     );
     if let Some(protocol) = protocol {

@@ -437,8 +437,8 @@ pub(crate) struct WsConn {
     decoder: FrameDecoder,
     in_buf: BytesMut,
     eof: bool,
-    /// The client's close frame or the end of its stream came in: it sends nothing more.
-    peer_closed: bool,
+    /// The client's close frame came in: like the end of its stream, it sends nothing more.
+    close_received: bool,
     writer: Option<WsWriter>,
 }
 
@@ -460,7 +460,7 @@ impl WsConn {
             decoder: FrameDecoder::new(max_message),
             in_buf: BytesMut::from(&already_read[..]),
             eof: false,
-            peer_closed: false,
+            close_received: false,
             writer: Some(WsWriter {
                 sink,
                 out: VecDeque::new(),
@@ -504,11 +504,10 @@ impl WsConn {
                     // The rest of a large message's allocation: let it go with the message.
                     self.in_buf = BytesMut::new();
                 }
-                self.peer_closed |= matches!(message, WsMessage::Close(_));
+                self.close_received |= matches!(message, WsMessage::Close(_));
                 return Poll::Ready(Ok(Some(message)));
             }
             if self.eof {
-                self.peer_closed = true;
                 return Poll::Ready(Ok(None));
             }
             // Read onto the stack and keep only what arrived: an idle connection holds no buffer,
@@ -531,7 +530,8 @@ impl WsConn {
             return;
         };
         writer.push_close(code);
-        if self.peer_closed && matches!(writer.try_flush(), Poll::Ready(Ok(()))) {
+        let peer_closed = self.eof || self.close_received;
+        if peer_closed && matches!(writer.try_flush(), Poll::Ready(Ok(()))) {
             // The client has closed and sends nothing more, so closing the socket now cannot
             // reset it: the stream ends right behind the close frame, with no wait for the client's
             // end and no `shutdown` call of its own.
