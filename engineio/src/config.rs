@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::compression::HttpCompression;
 use crate::cors::Cors;
 use crate::session::Timings;
 
@@ -57,6 +58,9 @@ pub struct Config {
     pub max_sessions: usize,
     /// New sessions per second; further handshakes in the same second get `503` (default: no limit).
     pub max_handshakes_per_second: u32,
+    /// gzip / deflate for long-polling answers the client accepts compressed (default: answers of
+    /// 1024 bytes or more, as the official server); `None` never compresses.
+    pub http_compression: Option<HttpCompression>,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             max_buffered_bytes: 16 << 20,
             max_sessions: usize::MAX,
             max_handshakes_per_second: u32::MAX,
+            http_compression: Some(HttpCompression::default()),
         }
     }
 }
@@ -95,6 +100,7 @@ impl std::fmt::Debug for Config {
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("max_sessions", &self.max_sessions)
             .field("max_handshakes_per_second", &self.max_handshakes_per_second)
+            .field("http_compression", &self.http_compression)
             .finish()
     }
 }

@@ -43,6 +43,7 @@
 //! ```
 
 mod accepted;
+mod compression;
 mod config;
 mod cors;
 mod handler;
@@ -59,6 +60,7 @@ mod stats;
 mod websocket;
 pub mod wsframe;
 
+pub use compression::HttpCompression;
 pub use config::{AllowRequest, Config, Refusal};
 pub use cors::{AllowedOrigins, Cors};
 pub use handler::{ConnectionHandler, Handler, Message};

@@ -8,6 +8,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::compression::ContentCoding;
 use crate::handler::Message;
 use crate::packet::Packet;
 use crate::payload;
@@ -15,18 +16,72 @@ use crate::server::{plain_response, Body};
 use crate::session::{CloseReason, Step, TransportKind};
 use crate::socket::{Core, Shared};
 
-/// Answers a poll (GET): at once when something is queued, else when something is.
-pub(crate) async fn get(shared: &Arc<Shared>) -> Response<Body> {
+/// Answers a poll (GET): at once when something is queued, else when something is. With
+/// `compression` (the coding the client accepts and the threshold), an answer of at least the
+/// threshold's length is compressed, as the official server does.
+pub(crate) async fn get(
+    shared: &Arc<Shared>,
+    compression: Option<(ContentCoding, usize)>,
+) -> Response<Body> {
+    let body = poll_body(shared).await;
+    let Ok(body) = body else {
+        return plain_response(StatusCode::BAD_REQUEST, "");
+    };
+    match compression {
+        Some((coding, threshold)) if body.len() >= threshold => {
+            // Compressing a large answer takes milliseconds: off the runtime's threads.
+            let compressed = if body.len() >= BLOCKING_COMPRESSION_BYTES {
+                let original = body.clone();
+                match tokio::task::spawn_blocking(move || coding.compress(&original)).await {
+                    Ok(compressed) => compressed,
+                    // Only if compressing panicked: the answer leaves as it is.
+                    Err(_) => return payload_response(body),
+                }
+            } else {
+                coding.compress(&body)
+            };
+            let mut response = payload_response(compressed);
+            response.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static(coding.name()),
+            );
+            response
+        }
+        _ => payload_response(body),
+    }
+}
+
+/// Answers of at least this many bytes are compressed on tokio's blocking pool.
+const BLOCKING_COMPRESSION_BYTES: usize = 64 * 1024;
+
+/// The coding a poll's answer may be compressed with, from the request's `Accept-Encoding`.
+pub(crate) fn accepted_coding(request: &header::HeaderMap) -> Option<ContentCoding> {
+    let values: Vec<&str> = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    match values.as_slice() {
+        [] => None,
+        [value] => ContentCoding::negotiate(value),
+        // Several header lines read as one, joined as Node joins them.
+        values => ContentCoding::negotiate(&values.join(", ")),
+    }
+}
+
+/// The payload a poll answers with, once there is one; `Err` for an overlapping poll (the session
+/// is closed).
+async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
     {
         let mut core = shared.lock();
         if core.poll_active {
             drop(core);
             tracing::warn!(sid = %shared.id, "overlapping poll from the client: closing the session");
             shared.close(CloseReason::TransportError, false);
-            return plain_response(StatusCode::BAD_REQUEST, "");
+            return Err(OverlappingPoll);
         }
         if let Some(body) = ready_body(shared, &mut core) {
-            return body;
+            return Ok(body);
         }
         core.poll_active = true;
     }
@@ -43,24 +98,27 @@ pub(crate) async fn get(shared: &Arc<Shared>) -> Response<Body> {
             if let Some(body) = ready_body(shared, &mut core) {
                 core.poll_active = false;
                 guard.armed = false;
-                return body;
+                return Ok(body);
             }
         }
         notified.await;
     }
 }
 
+/// A GET that arrived while another was waiting.
+struct OverlappingPoll;
+
 /// What a poll can answer now, if anything. Called with the session locked.
-fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
+fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Bytes> {
     if core.state.closed().is_some() {
         if !core.queue.is_empty() {
             // Frames queued before the close leave first; a close packet never shares their
             // response (the official client would act on the close before on them).
             let frames = Shared::take_queue(core);
-            return Some(payload_response(payload::encode(&frames)));
+            return Some(payload::encode(&frames));
         }
         if !core.close_packet_pending {
-            return Some(payload_response(Bytes::from_static(b"6")));
+            return Some(Bytes::from_static(b"6"));
         }
         core.close_packet_pending = false;
         let body: &'static [u8] = if core.close_alone { b"1" } else { b"6\x1e1" };
@@ -70,19 +128,19 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Response<Body>> {
             // never be taken under the session lock.
             shared.state_wake.notify_waiters();
         }
-        return Some(payload_response(Bytes::from_static(body)));
+        return Some(Bytes::from_static(body));
     }
     if core.state.transport() == TransportKind::WebSocket {
         // The session moved to WebSocket: end this stale poll without data.
-        return Some(payload_response(Bytes::from_static(b"6")));
+        return Some(Bytes::from_static(b"6"));
     }
     if !core.queue.is_empty() {
         let frames = Shared::take_queue(core);
-        return Some(payload_response(payload::encode(&frames)));
+        return Some(payload::encode(&frames));
     }
     if core.state.is_probed() {
         // A probe was answered on the new transport: let the client pause polling right away.
-        return Some(payload_response(Bytes::from_static(b"6")));
+        return Some(Bytes::from_static(b"6"));
     }
     None
 }

@@ -374,7 +374,13 @@ impl EngineIo {
                 return error_response(ErrorCode::BadRequest, upgrade);
             }
             return match parts.method {
-                Method::GET => polling::get(&session).await,
+                Method::GET => {
+                    let compression = config.http_compression.and_then(|compression| {
+                        polling::accepted_coding(&parts.headers)
+                            .map(|coding| (coding, compression.threshold))
+                    });
+                    polling::get(&session, compression).await
+                }
                 Method::POST => {
                     polling::post(&session, &parts.headers, body, config.max_http_buffer_size).await
                 }

@@ -31,7 +31,9 @@ pub struct BroadcastOptions {
     pub except: Vec<Room>,
     /// Drop the packet for sockets that cannot take it now.
     pub volatile: bool,
-    /// The compress flag (accepted for API compatibility; compression is off).
+    /// The compress flag, accepted for API compatibility. It changes nothing: long-polling
+    /// answers are compressed by size alone (`engineio::Config::http_compression`), and WebSocket
+    /// messages never are (`perMessageDeflate` is off by default in the official server too).
     pub compress: bool,
     /// This server only, not the whole cluster.
     pub local: bool,

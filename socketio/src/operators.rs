@@ -77,7 +77,7 @@ impl BroadcastOperator {
         self
     }
 
-    /// Sets the compress flag.
+    /// Sets the compress flag (kept for API compatibility: see [`BroadcastOptions::compress`]).
     pub fn compress(mut self, compress: bool) -> Self {
         self.opts.compress = compress;
         self

@@ -100,7 +100,10 @@ function request(url, { method = "GET", headers = {}, body } = {}) {
     const req = http.request(url, { method, headers, agent: false }, (res) => {
       const chunks = [];
       res.on("data", (d) => chunks.push(d));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("end", () => {
+        const raw = Buffer.concat(chunks);
+        resolve({ status: res.statusCode, headers: res.headers, body: raw.toString("utf8"), raw });
+      });
       res.on("error", reject);
     });
     req.setTimeout(3000, () => req.destroy(new Error(`no answer to ${method} ${url} within 3 s`)));
@@ -481,6 +484,42 @@ tests.push({
     t.note(`poll: ${poll.status} ${JSON.stringify(poll.body)}`);
     assert.equal(poll.status, 200);
     assert.equal(poll.body, "bAQI=");
+  },
+});
+
+// ------------------------- 13. large polling answers are compressed (httpCompression)
+tests.push({
+  name: "edge: eio polling answers of 1024 bytes or more are compressed as the client accepts",
+  async run(t) {
+    const zlib = require("zlib");
+    const decoders = { gzip: zlib.gunzipSync, deflate: zlib.inflateSync };
+    const cases = [
+      // [Accept-Encoding, message length (the answer is one byte longer), expected coding]
+      ["gzip, deflate, br", 1023, "gzip"],
+      ["gzip", 1022, undefined],
+      ["deflate, gzip", 3000, "deflate"],
+      ["gzip;q=0.5, deflate", 3000, "deflate"],
+      ["*", 3000, "gzip"],
+      ["br", 3000, undefined],
+      ["gzip;q=0", 3000, undefined],
+      [undefined, 3000, undefined],
+    ];
+    for (const [accept, length, expected] of cases) {
+      const sid = await pollingSid(t);
+      const q = `${t.url}/engine.io/?EIO=4&transport=polling&sid=${sid}`;
+      const message = "4" + "abcdefgh".repeat(length).slice(0, length);
+      assert.equal((await request(q, { method: "POST", body: message })).body, "ok");
+      const headers = accept === undefined ? {} : { "accept-encoding": accept };
+      const poll = await request(q, { headers });
+      const label = `Accept-Encoding ${JSON.stringify(accept)}, ${length + 1} bytes`;
+      t.note(`${label}: Content-Encoding ${poll.headers["content-encoding"]}, ${poll.raw.length} bytes`);
+      assert.equal(poll.status, 200, label);
+      assert.equal(poll.headers["content-encoding"], expected, label);
+      assert.equal(poll.headers["content-type"], "text/plain; charset=UTF-8", label);
+      const body = expected ? decoders[expected](poll.raw).toString("utf8") : poll.body;
+      assert.equal(body, message, label);
+      await request(q, { method: "POST", body: "1" });
+    }
   },
 });
 
