@@ -23,8 +23,7 @@ pub(crate) async fn get(
     shared: &Arc<Shared>,
     compression: Option<(ContentCoding, usize)>,
 ) -> Response<Body> {
-    let body = poll_body(shared).await;
-    let Ok(body) = body else {
+    let Ok(body) = poll_body(shared).await else {
         return plain_response(StatusCode::BAD_REQUEST, "");
     };
     match compression {
