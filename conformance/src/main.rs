@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use engineio::{CloseReason, ConnectionHandler, Cors, EngineIo, Handler, Message};
 use serde_json::{json, Value};
-use socketio::{ConnectError, Data, DisconnectReason, Socket, SocketIo};
+use socketio::{AckSender, ConnectError, Data, DisconnectReason, Socket, SocketIo};
 
 // jemalloc hands freed memory back to the system, so RSS returns near its baseline after load.
 #[global_allocator]
@@ -105,9 +105,53 @@ fn main_namespace(io: &SocketIo) {
     });
 }
 
+/// How long a forwarded acknowledgement is awaited: the reference server sets no limit.
+const FORWARDED_ACK_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `socket.emit(event, ...args)` where `args` ends with the client's ack function when it sent
+/// one, as in the reference server: the event then asks the client for an ack, and the client's
+/// answer becomes the answer to its own event.
+async fn echo_with_ack(socket: &Socket, event: &str, data: Data, ack: Option<AckSender>) {
+    match ack {
+        None => {
+            socket.emit_data(event, data).ok();
+        }
+        Some(ack) => {
+            if let Ok(reply) = socket
+                .emit_with_ack_data(event, data, FORWARDED_ACK_WAIT)
+                .await
+            {
+                ack.send_data(reply).ok();
+            }
+        }
+    }
+}
+
+/// `operator.emit(event, ...args)` where `args` may end with the client's ack function, as in the
+/// reference server: the targets are then asked for an ack, and since no timeout is set the
+/// sender's ack is answered at once with a timed-out error (an `Error` serializes to `{}`) and no
+/// answers.
+async fn broadcast_with_ack(
+    target: socketio::BroadcastOperator,
+    event: &str,
+    data: Data,
+    ack: Option<AckSender>,
+) {
+    match ack {
+        None => target.emit_data(event, data),
+        Some(ack) => {
+            target
+                .timeout(Duration::ZERO)
+                .emit_with_ack_data(event, data)
+                .await;
+            ack.send(&(json!({}), json!([]))).ok();
+        }
+    }
+}
+
 fn register_main_handlers(io: &SocketIo, socket: &Socket) {
-    socket.on("message", |socket, data, _| async move {
-        socket.emit_data("message-back", data).ok();
+    socket.on("message", |socket, data, ack| async move {
+        echo_with_ack(&socket, "message-back", data, ack).await;
     });
     socket.on("message-with-ack", |_, data, ack| async move {
         if let Some(ack) = ack {
@@ -136,16 +180,16 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             ack.send(&(rooms,)).ok();
         }
     });
-    socket.on("broadcast", |socket, data, _| async move {
-        socket.broadcast().emit_data("broadcast", data);
+    socket.on("broadcast", |socket, data, ack| async move {
+        broadcast_with_ack(socket.broadcast(), "broadcast", data, ack).await;
     });
     let io_all = io.clone();
-    socket.on("emit-all", move |_, data, _| {
+    socket.on("emit-all", move |_, data, ack| {
         let io = io_all.clone();
-        async move { io.of("/").to_all().emit_data("broadcast", data) }
+        async move { broadcast_with_ack(io.of("/").to_all(), "broadcast", data, ack).await }
     });
     let io_room = io.clone();
-    socket.on("to-room", move |_, data, _| {
+    socket.on("to-room", move |_, data, ack| {
         let io = io_room.clone();
         async move {
             let (room, rest) = split_first(&data);
@@ -153,11 +197,11 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             for room in room_names(&room) {
                 target = target.to(room);
             }
-            target.emit_data("room-message", rest);
+            broadcast_with_ack(target, "room-message", rest, ack).await;
         }
     });
     let io_except = io.clone();
-    socket.on("to-room-except", move |_, data, _| {
+    socket.on("to-room-except", move |_, data, ack| {
         let io = io_except.clone();
         async move {
             let (room, rest) = split_first(&data);
@@ -169,19 +213,22 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             for room in room_names(&except) {
                 target = target.except(room);
             }
-            target.emit_data("room-message", rest);
+            broadcast_with_ack(target, "room-message", rest, ack).await;
         }
     });
-    socket.on("socket-to-room", |socket, data, _| async move {
+    socket.on("socket-to-room", |socket, data, ack| async move {
         let (room, rest) = split_first(&data);
         let mut target = socket.broadcast();
         for room in room_names(&room) {
             target = target.to(room);
         }
-        target.emit_data("room-message", rest);
+        broadcast_with_ack(target, "room-message", rest, ack).await;
     });
-    socket.on("volatile", |socket, data, _| async move {
-        socket.volatile().emit_data("volatile-back", data);
+    socket.on("volatile", |socket, data, ack| async move {
+        match ack {
+            None => socket.volatile().emit_data("volatile-back", data),
+            ack => echo_with_ack(&socket, "volatile-back", data, ack).await,
+        }
     });
     let io_fanout = io.clone();
     socket.on("fanout", move |_, data, _| {

@@ -108,14 +108,19 @@ impl BroadcastOperator {
         event: &str,
         args: &T,
     ) -> Result<AckResponses, AckError> {
-        let data = Data::from_serialize(args)?;
+        Ok(self
+            .emit_with_ack_data(event, Data::from_serialize(args)?)
+            .await)
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack), with prepared arguments.
+    pub async fn emit_with_ack_data(&self, event: &str, data: Data) -> AckResponses {
         let packet = event_packet(&self.nsp.name, event, data, None);
         let timeout = self.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
-        Ok(self
-            .nsp
+        self.nsp
             .adapter
             .broadcast_with_ack(packet, self.opts.clone(), timeout)
-            .await)
+            .await
     }
 
     /// The targeted sockets.

@@ -523,4 +523,33 @@ tests.push({
   },
 });
 
+// ------------- 14. a client ack passed to an echoing handler travels with its arguments
+tests.push(
+  ...variants("edge: sio the client's ack given to message / broadcast goes on with the arguments", PURE, (transport) => ({
+    async run(t) {
+      const a = await t.sioConnected("/", { transport });
+      const b = await t.sioConnected("/", { transport });
+      // message: the echo asks the client for an ack, and that answer answers the client's own event
+      a.once("message-back", (...args) => {
+        assert.equal(args.length, 2);
+        assert.equal(args[0], "x");
+        assert.equal(typeof args[1], "function", "message-back carries an ack request");
+        args[1]("from the client", 2);
+      });
+      const reply = await withTimeout(new Promise((resolve) => a.emit("message", "x", (...r) => resolve(r))), 2000, "the ack of message");
+      t.note(`ack of message: ${JSON.stringify(reply)}`);
+      assert.deepStrictEqual(reply, ["from the client", 2]);
+      // broadcast: the receivers are asked for an ack; with no timeout set the sender's ack is
+      // answered at once with the timed-out error (serialized as {}) and no answers
+      const received = new Promise((resolve) => b.once("broadcast", (...args) => resolve(args)));
+      const answer = await withTimeout(new Promise((resolve) => a.emit("broadcast", "b", (...r) => resolve(r))), 2000, "the ack of broadcast");
+      const args = await withTimeout(received, 2000, "the broadcast");
+      t.note(`ack of broadcast: ${JSON.stringify(answer)}; receiver got ${args.length} args`);
+      assert.deepStrictEqual(answer, [{}, []]);
+      assert.equal(args[0], "b");
+      assert.equal(typeof args[1], "function", "the broadcast carries an ack request");
+    },
+  })),
+);
+
 module.exports = tests;
