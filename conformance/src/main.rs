@@ -401,20 +401,45 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on {}", listener.local_addr()?.port());
-    engineio::serve_fn(listener, move |request, remote| {
-        let engine = engine.clone();
-        let io = io.clone();
-        async move {
-            if engine.handles_path(request.uri().path()) {
-                engine.handle(request, remote).await
-            } else if io.handles_path(request.uri().path()) {
-                io.handle(request, remote).await
-            } else {
-                let mut response = http::Response::new(engineio::Body::default());
-                *response.status_mut() = http::StatusCode::NOT_FOUND;
-                response
+    let (stop_engine, stop_io) = (engine.clone(), io.clone());
+    engineio::serve_fn_until(
+        listener,
+        move |request, remote| {
+            let engine = engine.clone();
+            let io = io.clone();
+            async move {
+                if engine.handles_path(request.uri().path()) {
+                    engine.handle(request, remote).await
+                } else if io.handles_path(request.uri().path()) {
+                    io.handle(request, remote).await
+                } else {
+                    let mut response = http::Response::new(engineio::Body::default());
+                    *response.status_mut() = http::StatusCode::NOT_FOUND;
+                    response
+                }
+            }
+        },
+        stop_requested(),
+    )
+    .await?;
+    // As the reference server: close every session, give the close packets a moment, exit 0.
+    stop_io.shutdown();
+    stop_engine.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_requested() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
             }
         }
-    })
-    .await
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,82 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+mod support;
+use support::{ws_connect, Server, Ws};
+
 /// Memory the server may keep above its baseline once an attack is over.
 const RSS_SLACK_KIB: u64 = 48 * 1024;
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_conformance-server"))
-            .args([
-                "--port",
-                "0",
-                "--ping-interval",
-                "1000",
-                "--ping-timeout",
-                "2000",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("conformance-server starts");
-        let mut line = String::new();
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut byte = [0u8; 1];
-        while stdout.read(&mut byte).map(|n| n == 1).unwrap_or(false) && byte[0] != b'\n' {
-            line.push(byte[0] as char);
-        }
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .expect("the server prints its port");
-        Server { child, port }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the server is still running");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{}", self.port, path)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
-
-async fn ws_connect(url: String) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let port: u16 = url
-        .trim_start_matches("ws://127.0.0.1:")
-        .split('/')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a loopback URL with a port");
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
-    Ok(ws)
-}
 
 /// A Socket.IO client over WebSocket that answers pings (on its own task, as a real client does) and
 /// checks acknowledgements.
