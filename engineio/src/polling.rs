@@ -8,7 +8,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::compression::ContentCoding;
+use crate::compression::{ContentCoding, HttpCompression};
 use crate::handler::Message;
 use crate::packet::Packet;
 use crate::payload;
@@ -17,17 +17,22 @@ use crate::session::{CloseReason, Step, TransportKind};
 use crate::socket::{Core, Shared};
 
 /// Answers a poll (GET): at once when something is queued, else when something is. With
-/// `compression` (the coding the client accepts and the threshold), an answer of at least the
-/// threshold's length is compressed, as the official server does.
+/// `compression`, an answer of at least its threshold is compressed with a coding the request
+/// accepts, as the official server does.
 pub(crate) async fn get(
     shared: &Arc<Shared>,
-    compression: Option<(ContentCoding, usize)>,
+    request: &header::HeaderMap,
+    compression: Option<HttpCompression>,
 ) -> Response<Body> {
     let Ok(body) = poll_body(shared).await else {
         return plain_response(StatusCode::BAD_REQUEST, "");
     };
-    match compression {
-        Some((coding, threshold)) if body.len() >= threshold => {
+    // Most answers are short: the request's Accept-Encoding is only read for a long one.
+    let coding = compression
+        .filter(|compression| body.len() >= compression.threshold)
+        .and_then(|_| accepted_coding(request));
+    match coding {
+        Some(coding) => {
             // Compressing a large answer takes milliseconds: off the runtime's threads.
             let compressed = if body.len() >= BLOCKING_COMPRESSION_BYTES {
                 let original = body.clone();
@@ -46,7 +51,7 @@ pub(crate) async fn get(
             );
             response
         }
-        _ => payload_response(body),
+        None => payload_response(body),
     }
 }
 
@@ -54,7 +59,7 @@ pub(crate) async fn get(
 const BLOCKING_COMPRESSION_BYTES: usize = 64 * 1024;
 
 /// The coding a poll's answer may be compressed with, from the request's `Accept-Encoding`.
-pub(crate) fn accepted_coding(request: &header::HeaderMap) -> Option<ContentCoding> {
+fn accepted_coding(request: &header::HeaderMap) -> Option<ContentCoding> {
     let values: Vec<&str> = request
         .get_all(header::ACCEPT_ENCODING)
         .iter()

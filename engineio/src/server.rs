@@ -375,11 +375,7 @@ impl EngineIo {
             }
             return match parts.method {
                 Method::GET => {
-                    let compression = config.http_compression.and_then(|compression| {
-                        polling::accepted_coding(&parts.headers)
-                            .map(|coding| (coding, compression.threshold))
-                    });
-                    polling::get(&session, compression).await
+                    polling::get(&session, &parts.headers, config.http_compression).await
                 }
                 Method::POST => {
                     polling::post(&session, &parts.headers, body, config.max_http_buffer_size).await
