@@ -183,16 +183,20 @@ struct Query<'a> {
     eio: Option<Cow<'a, str>>,
     transport: Option<Cow<'a, str>>,
     sid: Option<Cow<'a, str>>,
+    /// Set (non-empty) by a client that cannot take binary frames: the official client's
+    /// `forceBase64`.
+    b64: Option<Cow<'a, str>>,
 }
 
 impl<'a> Query<'a> {
-    /// The three parameters routing needs, in one pass over the query string (first one wins).
+    /// The parameters routing needs, in one pass over the query string.
     /// Borrowed from the URI unless escaped: this runs on every polling request.
     fn parse(uri: &'a http::Uri) -> Query<'a> {
         let mut query = Query {
             eio: None,
             transport: None,
             sid: None,
+            b64: None,
         };
         for segment in uri.query().unwrap_or("").split('&') {
             if segment.is_empty() {
@@ -211,12 +215,19 @@ impl<'a> Query<'a> {
                 "EIO" => &mut query.eio,
                 "transport" => &mut query.transport,
                 "sid" => &mut query.sid,
+                "b64" => &mut query.b64,
                 _ => continue,
             };
             // The last of a repeated parameter wins, as in the official server.
             *slot = Some(value);
         }
         query
+    }
+
+    /// Whether binary messages go to this client as `b` + base64 text frames over WebSocket, as
+    /// the official server does when `b64` is set (long-polling always sends them so).
+    fn binary_as_base64(&self) -> bool {
+        self.b64.as_deref().is_some_and(|b64| !b64.is_empty())
     }
 }
 
@@ -337,6 +348,7 @@ impl EngineIo {
         remote: SocketAddr,
     ) -> Response<Body> {
         let query = Query::parse(&parts.uri);
+        let binary_as_base64 = query.binary_as_base64();
         let upgrade = is_websocket_upgrade(parts);
         let config = &self.shared.config;
         let transport = match query.transport.as_deref().and_then(TransportKind::parse) {
@@ -364,7 +376,7 @@ impl EngineIo {
                 if transport != TransportKind::WebSocket {
                     return error_response(ErrorCode::BadRequest, upgrade);
                 }
-                return self.upgrade_session(parts, session);
+                return self.upgrade_session(parts, session, binary_as_base64);
             }
             if current != transport {
                 tracing::debug!(
@@ -438,7 +450,7 @@ impl EngineIo {
                 let engine = self.clone();
                 let parts_upgrade = upgrade_future(parts);
                 tokio::spawn(async move {
-                    match engine.finish_upgrade(parts_upgrade).await {
+                    match engine.finish_upgrade(parts_upgrade, binary_as_base64).await {
                         Some(ws) => {
                             engine.announce(session.clone());
                             websocket::run_direct(session, ws).await;
@@ -457,6 +469,7 @@ impl EngineIo {
         &self,
         parts: &mut http::request::Parts,
         session: Arc<Shared>,
+        binary_as_base64: bool,
     ) -> Response<Body> {
         let response = match accept_response(parts) {
             Ok(response) => response,
@@ -466,7 +479,7 @@ impl EngineIo {
         let pending = upgrade_future(parts);
         let allowed = self.shared.config.allow_upgrades;
         tokio::spawn(async move {
-            let Some(mut ws) = engine.finish_upgrade(pending).await else {
+            let Some(mut ws) = engine.finish_upgrade(pending, binary_as_base64).await else {
                 return;
             };
             let started = allowed && session.lock().state.start_upgrade(Instant::now()).is_ok();
@@ -483,9 +496,14 @@ impl EngineIo {
         response
     }
 
-    async fn finish_upgrade(&self, pending: hyper::upgrade::OnUpgrade) -> Option<WsConn> {
+    /// The WebSocket of an accepted upgrade request; `binary_as_base64` from its `b64` parameter.
+    async fn finish_upgrade(
+        &self,
+        pending: hyper::upgrade::OnUpgrade,
+        binary_as_base64: bool,
+    ) -> Option<WsConn> {
         let max_message = self.shared.config.max_http_buffer_size;
-        match pending.await {
+        let conn = match pending.await {
             // Our own listener's connections come back as the plain TCP stream, with the 101
             // response still to send (it leaves with the first frames).
             Ok(upgraded) => Some(match upgraded.downcast::<TokioIo<AcceptedStream>>() {
@@ -504,7 +522,8 @@ impl EngineIo {
                 tracing::debug!(%err, "WebSocket upgrade failed");
                 None
             }
-        }
+        };
+        conn.map(|conn| conn.with_binary_as_base64(binary_as_base64))
     }
 
     /// Counts a handshake against the per-second limit; false when over it.

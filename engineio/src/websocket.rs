@@ -175,12 +175,17 @@ pub(crate) struct WsWriter {
     out: VecDeque<OutFrame>,
     /// Bytes of the first frame of `out` already written.
     written: usize,
+    /// Binary messages leave as text frames, `b` and their base64 (the client asked with `b64`).
+    binary_as_base64: bool,
 }
 
 impl WsWriter {
     fn push(&mut self, frame: Frame) {
         let out = match frame {
             Frame::Text(text) => OutFrame::new(opcode::TEXT, text),
+            Frame::Binary(data) if self.binary_as_base64 => {
+                OutFrame::new(opcode::TEXT, crate::payload::encode(&[Frame::Binary(data)]))
+            }
             Frame::Binary(data) => OutFrame::new(opcode::BINARY, data),
         };
         self.out.push_back(out);
@@ -465,8 +470,18 @@ impl WsConn {
                 sink,
                 out: VecDeque::new(),
                 written: 0,
+                binary_as_base64: false,
             }),
         }
+    }
+
+    /// The connection sending binary messages as `b` + base64 text frames when `on` (the client's
+    /// `b64` query parameter, set by its `forceBase64` option).
+    pub(crate) fn with_binary_as_base64(mut self, on: bool) -> Self {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.binary_as_base64 = on;
+        }
+        self
     }
 
     /// The connection with the HTTP response that accepted it still to send, before any frame.

@@ -236,3 +236,21 @@ async fn upgrade_websocket_that_goes_away_leaves_the_session_on_polling() {
     assert_eq!(socket.transport(), TransportKind::Polling);
     assert!(server.closes_of(&sid).is_empty());
 }
+
+#[tokio::test]
+async fn an_upgrade_with_b64_sends_binary_as_base64_text() {
+    let server = start_default().await;
+    let (sid, _) = server.handshake().await;
+    let mut ws = server
+        .ws(&format!("{}&b64=1", upgrade_query(&sid)))
+        .await
+        .unwrap();
+    send_text(&mut ws, "2probe").await;
+    assert_eq!(recv_text(&mut ws).await, "3probe");
+    let socket = server.socket(&sid);
+    socket.send_binary(vec![0xfb, 0xff].into()).unwrap();
+    send_text(&mut ws, "5").await;
+    assert_eq!(recv_text(&mut ws).await, "b+/8=");
+    send_binary(&mut ws, &[9]).await;
+    assert_eq!(recv_text(&mut ws).await, "bCQ==");
+}

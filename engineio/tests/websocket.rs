@@ -291,3 +291,32 @@ async fn a_close_frame_is_answered_with_its_code_then_the_stream_ends() {
         .expect("the connection ended with an error, not a clean end");
     assert_eq!(rest, [0x88, 0x02, 0x03, 0xe8]);
 }
+
+#[tokio::test]
+async fn binary_goes_out_as_base64_text_to_a_client_that_set_b64() {
+    let server = start_default().await;
+    let mut ws = server.ws(&format!("{WS_HANDSHAKE}&b64=1")).await.unwrap();
+    let sid = parse_open(&recv_text(&mut ws).await)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Its own binary arrives either way; the echo comes back as `b` + base64 text.
+    send_binary(&mut ws, &[1, 2, 3]).await;
+    assert_eq!(recv_text(&mut ws).await, "bAQID");
+    send_text(&mut ws, "b/wA=").await;
+    assert_eq!(recv_text(&mut ws).await, "b/wA=");
+    server.socket(&sid).send_binary(Vec::new().into()).unwrap();
+    assert_eq!(recv_text(&mut ws).await, "b");
+    send_text(&mut ws, "4text").await;
+    assert_eq!(recv_text(&mut ws).await, "4text");
+}
+
+#[tokio::test]
+async fn an_empty_b64_parameter_keeps_binary_frames() {
+    // As the official server reads its query: `b64=` is empty, so false.
+    let server = start_default().await;
+    let mut ws = server.ws(&format!("{WS_HANDSHAKE}&b64=")).await.unwrap();
+    recv_text(&mut ws).await;
+    send_binary(&mut ws, &[7]).await;
+    assert_eq!(recv_binary(&mut ws).await, [7]);
+}

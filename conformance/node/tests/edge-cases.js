@@ -552,4 +552,31 @@ tests.push(
   })),
 );
 
+// ------------- 15. b64: binary goes to the client as "b" + base64 text frames over WebSocket
+tests.push({
+  name: "edge: eio websocket with b64 set sends binary as b + base64 text frames",
+  async run(t) {
+    const c = await eioWs(t, { query: "?EIO=4&transport=websocket&b64=1" });
+    c.ws.send(Buffer.from([1, 2, 3]));
+    assert.equal(await nextText(c), "bAQID");
+    c.send("b/wA=");
+    assert.equal(await nextText(c), "b/wA=");
+    // socket.io binary attachments too (forceBase64 sets b64=1)
+    const s = rawWs(t, "/socket.io/", { query: "?EIO=4&transport=websocket&b64=1" });
+    await nextText(s, 3000);
+    s.send("40");
+    await nextText(s);
+    assert.equal(await nextText(s), '42["auth",{}]');
+    s.send('451-["message",{"_placeholder":true,"num":0}]');
+    s.ws.send(Buffer.from([250, 0]));
+    assert.equal(await nextText(s), '451-["message-back",{"_placeholder":true,"num":0}]');
+    assert.equal(await nextText(s), "b+gA=");
+    // an empty b64 is not set
+    const plain = await eioWs(t, { query: "?EIO=4&transport=websocket&b64=" });
+    plain.ws.send(Buffer.from([7]));
+    const [f] = await plain.frames.next(2000);
+    assert.deepStrictEqual(f.binary, [7]);
+  },
+});
+
 module.exports = tests;
