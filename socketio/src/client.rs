@@ -6,16 +6,18 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use engineio::{CloseReason, ConnectionHandler, Message};
 use serde_json::{json, Value};
 
-use crate::adapter::encode_frames;
+use crate::adapter::{encode_frames, Room};
 use crate::handshake::Handshake;
 use crate::namespace::{ConnectError, NamespaceInner};
 use crate::packet::{BinaryCollector, Collected, Packet, PacketType};
+use crate::recovery::{PersistedSession, RestoredSession};
 use crate::server::ServerInner;
-use crate::socket::{lock, read, DisconnectReason, Socket};
+use crate::socket::{lock, read, DisconnectReason, Recovery, Socket};
 
 pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
@@ -120,11 +122,44 @@ impl Client {
             self.send_packet(&Packet::new(PacketType::ConnectError, &name, Some(refusal)));
             return;
         };
+        let restored = restore_session(&nsp, &auth);
         let handshake = Handshake::new(self.engine.clone(), auth);
-        let socket = Socket::new(engineio::generate_id(), nsp.clone(), me.clone(), handshake);
+        let (socket, rooms, skip_middlewares) = match restored {
+            Some((restored, skip_middlewares)) => {
+                let PersistedSession {
+                    sid,
+                    pid,
+                    rooms,
+                    extensions,
+                } = restored.session;
+                tracing::debug!(sid, nsp = %nsp.name, missed = restored.missed.len(), "connection state recovered");
+                let recovery = Recovery::Restored { pid, extensions };
+                let socket = Socket::new(sid, nsp.clone(), me.clone(), handshake, recovery);
+                // As the official server does, the missed packets leave at once, before the CONNECT
+                // answer: the client holds them until it is connected.
+                for packet in &restored.missed {
+                    self.send_packet(packet);
+                }
+                (socket, rooms, skip_middlewares)
+            }
+            None => {
+                let recovery = match nsp.recovery {
+                    Some(_) => Recovery::New(engineio::generate_id()),
+                    None => Recovery::Off,
+                };
+                let socket = Socket::new(
+                    engineio::generate_id(),
+                    nsp.clone(),
+                    me.clone(),
+                    handshake,
+                    recovery,
+                );
+                (socket, Vec::new(), false)
+            }
+        };
         let middlewares = read(&nsp.handlers.middlewares).clone();
-        if middlewares.is_empty() {
-            me.finish_connect(nsp, socket);
+        if middlewares.is_empty() || skip_middlewares {
+            me.finish_connect(nsp, socket, rooms);
             return;
         }
         let mut verdict = Box::pin({
@@ -144,7 +179,7 @@ impl Client {
         // stays unanswered, as when one panics on its own task.
         match std::panic::catch_unwind(AssertUnwindSafe(|| verdict.as_mut().poll(&mut noop))) {
             Ok(Poll::Ready(verdict)) => {
-                me.conclude_connect(nsp, socket, verdict);
+                me.conclude_connect(nsp, socket, rooms, verdict);
                 return;
             }
             Ok(Poll::Pending) => {}
@@ -165,7 +200,7 @@ impl Client {
             let pending = Pending(me.clone());
             let verdict = verdict.await;
             drop(pending);
-            me.conclude_connect(nsp, socket, verdict);
+            me.conclude_connect(nsp, socket, rooms, verdict);
         });
     }
 
@@ -174,10 +209,11 @@ impl Client {
         &self,
         nsp: Arc<NamespaceInner>,
         socket: Socket,
+        rooms: Vec<Room>,
         verdict: Result<(), ConnectError>,
     ) {
         match verdict {
-            Ok(()) => self.finish_connect(nsp, socket),
+            Ok(()) => self.finish_connect(nsp, socket, rooms),
             Err(refusal) => {
                 tracing::debug!(nsp = %nsp.name, message = %refusal.message, "connect refused by a middleware");
                 let mut data = json!({ "message": refusal.message });
@@ -193,7 +229,8 @@ impl Client {
         }
     }
 
-    fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket) {
+    /// Registers the socket (back in `rooms` when recovered) and answers its CONNECT.
+    fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket, rooms: Vec<Room>) {
         // Connected before it is reachable, and registered under the lock the connection's close
         // drains: a close racing this connect either comes first (nothing is registered) or finds
         // the socket and cleans it up.
@@ -205,6 +242,9 @@ impl Client {
             }
             crate::socket::write(&nsp.sockets).insert(socket.id().to_owned(), socket.clone());
             nsp.adapter.add_all(socket.id(), &[socket.id().to_owned()]);
+            if !rooms.is_empty() {
+                nsp.adapter.add_all(socket.id(), &rooms);
+            }
             sockets.insert(nsp.name.clone(), socket.clone())
         };
         self.ever_connected.store(true, Ordering::Release);
@@ -214,7 +254,11 @@ impl Client {
         if let Some(previous) = previous {
             previous.on_close(DisconnectReason::ClientNamespaceDisconnect);
         }
-        self.send_packet(&Packet::connect(&nsp.name, socket.id()));
+        let answer = match &socket.inner.pid {
+            Some(pid) => Packet::connect_with_pid(&nsp.name, socket.id(), pid),
+            None => Packet::connect(&nsp.name, socket.id()),
+        };
+        self.send_packet(&answer);
         tracing::debug!(sid = socket.id(), nsp = %nsp.name, "socket connected");
         let handlers = read(&nsp.handlers.connection).clone();
         let on_connect = {
@@ -246,6 +290,18 @@ impl Client {
         }
         self.engine.close();
     }
+}
+
+/// The kept session a CONNECT asks back (`auth.pid` and `auth.offset`, both strings), with whether
+/// it skips the middlewares; none when recovery is off or the session or offset is unknown.
+fn restore_session(nsp: &NamespaceInner, auth: &Value) -> Option<(RestoredSession, bool)> {
+    let store = nsp.recovery.as_ref()?;
+    let pid = auth.get("pid")?.as_str()?;
+    let offset = auth.get("offset")?.as_str()?;
+    let mut store = lock(store);
+    let skip_middlewares = store.settings().skip_middlewares;
+    let restored = store.restore(pid, offset, Instant::now())?;
+    Some((restored, skip_middlewares))
 }
 
 impl ConnectionHandler for Client {

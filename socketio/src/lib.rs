@@ -37,6 +37,7 @@ mod handshake;
 mod namespace;
 mod operators;
 pub mod packet;
+mod recovery;
 mod server;
 mod socket;
 
@@ -45,5 +46,6 @@ pub use data::{Binary, Data};
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, DynamicNamespace, Namespace, NamespaceInner};
 pub use operators::BroadcastOperator;
+pub use recovery::ConnectionStateRecovery;
 pub use server::{Config, SocketIo};
 pub use socket::{AckError, AckSender, DisconnectReason, EmitError, Socket};

@@ -2,16 +2,19 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::adapter::{AckResponses, Adapter, AdapterFactory, BoxFuture, Room};
+use crate::adapter::{AckResponses, Adapter, BoxFuture, BroadcastOptions, Room};
 use crate::data::Data;
 use crate::operators::BroadcastOperator;
-use crate::socket::{read, write, AckError, EmitError, Socket};
+use crate::packet::Packet;
+use crate::recovery::RecoveryStore;
+use crate::server::Config;
+use crate::socket::{lock, read, write, AckError, EmitError, Socket};
 
 /// A connect middleware's refusal: the client gets `connect_error` with this message and data.
 ///
@@ -80,21 +83,37 @@ pub struct NamespaceInner {
     pub(crate) sockets: RwLock<foldhash::HashMap<String, Socket>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
+    /// Kept sessions and packets, when connection state recovery is on.
+    pub(crate) recovery: Option<Mutex<RecoveryStore>>,
 }
 
 impl NamespaceInner {
-    pub(crate) fn new(
-        name: String,
-        handlers: Arc<Handlers>,
-        factory: &AdapterFactory,
-    ) -> Arc<Self> {
+    pub(crate) fn new(name: String, handlers: Arc<Handlers>, config: &Config) -> Arc<Self> {
         Arc::new_cyclic(|weak| NamespaceInner {
             name,
             handlers,
             sockets: RwLock::new(foldhash::HashMap::default()),
-            adapter: factory(weak.clone()),
+            adapter: (config.adapter)(weak.clone()),
             ack_ids: AtomicU64::new(0),
+            recovery: config
+                .connection_state_recovery
+                .clone()
+                .map(|settings| Mutex::new(RecoveryStore::new(settings, Instant::now()))),
         })
+    }
+
+    /// Sends a packet to the sockets `opts` targets. With connection state recovery on, an event
+    /// without acknowledgement that is not volatile gets its offset and is kept; the store stays
+    /// locked while it goes out, so every socket sees the offsets in order.
+    pub(crate) fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
+        match &self.recovery {
+            Some(store) if RecoveryStore::keeps(&packet, opts.volatile) => {
+                let mut store = lock(store);
+                store.stamp(&mut packet, &opts.rooms, &opts.except, Instant::now());
+                self.adapter.broadcast(&packet, opts);
+            }
+            _ => self.adapter.broadcast(&packet, opts),
+        }
     }
 
     /// A fresh ack id: one counter per namespace, so a broadcast can use one id for every socket.

@@ -98,7 +98,7 @@ impl BroadcastOperator {
     /// Sends an event with prepared arguments.
     pub fn emit_data(&self, event: &str, data: Data) {
         let packet = event_packet(&self.nsp.name, event, data, None);
-        self.nsp.adapter.broadcast(&packet, &self.opts);
+        self.nsp.broadcast(packet, &self.opts);
     }
 
     /// Sends an event and collects every target's acknowledgement (its first argument) until the

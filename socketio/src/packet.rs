@@ -140,6 +140,16 @@ impl Packet {
         )
     }
 
+    /// A CONNECT answer with the private session id of connection state recovery
+    /// (`{"sid":…,"pid":…}`).
+    pub fn connect_with_pid(nsp: &str, sid: &str, pid: &str) -> Packet {
+        Packet::new(
+            PacketType::Connect,
+            nsp,
+            Some(serde_json::json!({ "sid": sid, "pid": pid })),
+        )
+    }
+
     /// A packet with no id and no attachments.
     pub fn new(kind: PacketType, nsp: &str, data: Option<Value>) -> Packet {
         Packet {

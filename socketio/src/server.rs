@@ -14,6 +14,7 @@ use crate::adapter::{AdapterFactory, LocalAdapter, Room};
 use crate::client::Client;
 use crate::namespace::{DynamicNamespace, Handlers, Namespace, NamespaceInner};
 use crate::operators::BroadcastOperator;
+use crate::recovery::ConnectionStateRecovery;
 use crate::socket::{read, write, EmitError};
 
 /// Socket.IO server settings; `Config::default()` matches the official server's defaults.
@@ -39,6 +40,9 @@ pub struct Config {
     pub max_pending_acks: usize,
     /// Builds each namespace's adapter (default: [`LocalAdapter`]).
     pub adapter: AdapterFactory,
+    /// Connection state recovery, off by default as in the official server (see
+    /// [`ConnectionStateRecovery`]).
+    pub connection_state_recovery: Option<ConnectionStateRecovery>,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             max_namespaces_per_connection: 64,
             max_pending_acks: 10_000,
             adapter: Arc::new(|nsp| Arc::new(LocalAdapter::new(nsp))),
+            connection_state_recovery: None,
         }
     }
 }
@@ -66,6 +71,8 @@ impl std::fmt::Debug for Config {
                 "max_namespaces_per_connection",
                 &self.max_namespaces_per_connection,
             )
+            .field("max_pending_acks", &self.max_pending_acks)
+            .field("connection_state_recovery", &self.connection_state_recovery)
             .finish()
     }
 }
@@ -89,9 +96,9 @@ impl ServerInner {
             .find(|(matches, _)| matches(name))
             .map(|(_, handlers)| handlers.clone())?;
         let mut namespaces = write(&self.namespaces);
-        let nsp = namespaces.entry(name.to_owned()).or_insert_with(|| {
-            NamespaceInner::new(name.to_owned(), handlers, &self.config.adapter)
-        });
+        let nsp = namespaces
+            .entry(name.to_owned())
+            .or_insert_with(|| NamespaceInner::new(name.to_owned(), handlers, &self.config));
         Some(nsp.clone())
     }
 
@@ -104,7 +111,7 @@ impl ServerInner {
         let mut namespaces = write(&self.namespaces);
         namespaces
             .entry(name.clone())
-            .or_insert_with(|| NamespaceInner::new(name, Arc::default(), &self.config.adapter))
+            .or_insert_with(|| NamespaceInner::new(name, Arc::default(), &self.config))
             .clone()
     }
 }

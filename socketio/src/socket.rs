@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engineio::Frame;
 use serde::Serialize;
@@ -20,6 +20,7 @@ use crate::handshake::Handshake;
 use crate::namespace::NamespaceInner;
 use crate::operators::BroadcastOperator;
 use crate::packet::{Packet, PacketType};
+use crate::recovery::PersistedSession;
 
 /// Why a socket left its namespace, with the official server's wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +57,19 @@ impl DisconnectReason {
             DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
         }
+    }
+
+    /// Whether a socket that left for this reason is kept for connection state recovery: the
+    /// connection was lost or closed under it, rather than left on purpose by either side.
+    pub(crate) fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportClose
+                | DisconnectReason::TransportError
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::ServerShuttingDown
+        )
     }
 }
 
@@ -131,6 +145,9 @@ pub(crate) struct SocketInner {
     acks: Mutex<HashMap<u64, AckSlot>>,
     connected: AtomicBool,
     extensions: Mutex<http::Extensions>,
+    /// The private session id, with connection state recovery on.
+    pub(crate) pid: Option<String>,
+    recovered: bool,
 }
 
 /// One client in one namespace. Cheap to clone; every clone is the same socket.
@@ -166,7 +183,13 @@ impl Socket {
         nsp: Arc<NamespaceInner>,
         client: Arc<Client>,
         handshake: Handshake,
+        recovery: Recovery,
     ) -> Socket {
+        let (pid, recovered, extensions) = match recovery {
+            Recovery::Off => (None, false, http::Extensions::new()),
+            Recovery::New(pid) => (Some(pid), false, http::Extensions::new()),
+            Recovery::Restored { pid, extensions } => (Some(pid), true, extensions),
+        };
         Socket {
             inner: Arc::new(SocketInner {
                 id,
@@ -179,7 +202,9 @@ impl Socket {
                 disconnect_handlers: RwLock::new(Vec::new()),
                 acks: Mutex::new(HashMap::new()),
                 connected: AtomicBool::new(false),
-                extensions: Mutex::new(http::Extensions::new()),
+                extensions: Mutex::new(extensions),
+                pid,
+                recovered,
             }),
         }
     }
@@ -197,6 +222,12 @@ impl Socket {
     /// The handshake: headers, query, auth, address, time.
     pub fn handshake(&self) -> &Handshake {
         &self.inner.handshake
+    }
+
+    /// Whether this socket is one that had lost its connection and was brought back by connection
+    /// state recovery: same id, rooms and extensions, and the packets it missed were sent again.
+    pub fn recovered(&self) -> bool {
+        self.inner.recovered
     }
 
     /// Whether the socket is still in its namespace.
@@ -259,6 +290,16 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         let packet = event_packet(&self.inner.nsp.name, event, data, None);
+        if self.inner.nsp.recovery.is_some() {
+            // Through the namespace, as a packet for this socket's room: it gets its offset and is
+            // kept, in case the connection drops before it arrives.
+            let own_room = BroadcastOptions {
+                rooms: vec![self.inner.id.clone()],
+                ..BroadcastOptions::default()
+            };
+            self.inner.nsp.broadcast(packet, &own_room);
+            return Ok(());
+        }
         if self.send_frames(encode_frames(&packet)) {
             Ok(())
         } else {
@@ -541,6 +582,23 @@ impl Socket {
         }))
     }
 
+    /// Keeps the socket for connection state recovery when it is on and the reason allows it.
+    fn persist(&self, reason: DisconnectReason) {
+        let (Some(store), Some(pid)) = (&self.inner.nsp.recovery, &self.inner.pid) else {
+            return;
+        };
+        if !reason.is_recoverable() {
+            return;
+        }
+        let session = PersistedSession {
+            sid: self.inner.id.clone(),
+            pid: pid.clone(),
+            rooms: self.rooms(),
+            extensions: lock(&self.inner.extensions).clone(),
+        };
+        lock(store).persist(session, Instant::now());
+    }
+
     async fn close_sequence(self, reason: DisconnectReason) {
         // The socket leaves its rooms and namespace even if a `disconnecting` handler panics.
         struct Cleanup(Socket);
@@ -554,6 +612,7 @@ impl Socket {
         for handler in disconnecting {
             handler(self.clone(), reason).await;
         }
+        self.persist(reason);
         drop(cleanup);
         let disconnect: Vec<_> = read(&self.inner.disconnect_handlers).clone();
         for handler in disconnect {
@@ -595,6 +654,19 @@ impl AckSender {
             Err(EmitError::Disconnected)
         }
     }
+}
+
+/// A new socket's part in connection state recovery.
+pub(crate) enum Recovery {
+    /// Recovery is off.
+    Off,
+    /// A new session with this private id.
+    New(String),
+    /// A kept session brought back.
+    Restored {
+        pid: String,
+        extensions: http::Extensions,
+    },
 }
 
 /// An EVENT (or BINARY_EVENT) packet for `event` with `data`.

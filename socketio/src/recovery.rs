@@ -1,0 +1,371 @@
+//! Connection state recovery: a client that lost its connection for a moment gets back its socket
+//! id, rooms and extensions, and the packets broadcast to it meanwhile.
+//!
+//! Opt-in, as `connectionStateRecovery` is in the official server ([`ConnectionStateRecovery`] in
+//! [`Config`](crate::Config)). While it is on, every EVENT a namespace sends without an
+//! acknowledgement and without `volatile` carries one more argument, its offset (a string), and is
+//! kept for `max_disconnection_duration`. A socket that leaves for a transport reason (not by a
+//! namespace disconnect of either side) is kept as long. The client reconnects with its private
+//! session id (`pid`, sent once in the CONNECT answer) and the last offset it saw; if both are still
+//! known, the socket comes back with the packets it missed, sent before its CONNECT answer.
+//!
+//! The store is this process's: with a cluster adapter a client recovers only on the server that
+//! kept its session.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::adapter::Room;
+use crate::packet::Packet;
+
+/// Settings of connection state recovery (off unless set in [`Config`](crate::Config)).
+///
+/// ```
+/// let mut config = socketio::Config::default();
+/// config.connection_state_recovery = Some(socketio::ConnectionStateRecovery::default());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStateRecovery {
+    /// How long a disconnected socket and the packets sent are kept (default 2 minutes).
+    pub max_disconnection_duration: Duration,
+    /// A recovered socket skips the namespace's middlewares (default true, as in the official server).
+    pub skip_middlewares: bool,
+    /// Packets kept per namespace at most; the oldest go first (default 100,000). The official
+    /// server bounds them by time only; a bound on memory keeps a burst of broadcasts from growing
+    /// the store without limit. A client whose offset has gone simply connects anew.
+    pub max_packets: usize,
+    /// Disconnected sockets kept per namespace at most (default 100,000); past it, a socket that
+    /// leaves is not kept.
+    pub max_sessions: usize,
+}
+
+impl Default for ConnectionStateRecovery {
+    fn default() -> Self {
+        ConnectionStateRecovery {
+            max_disconnection_duration: Duration::from_secs(120),
+            skip_middlewares: true,
+            max_packets: 100_000,
+            max_sessions: 100_000,
+        }
+    }
+}
+
+/// A socket that left and may come back.
+#[derive(Debug, Clone)]
+pub(crate) struct PersistedSession {
+    pub(crate) sid: String,
+    pub(crate) pid: String,
+    pub(crate) rooms: Vec<Room>,
+    pub(crate) extensions: http::Extensions,
+}
+
+/// A socket brought back: its state and the packets it missed, oldest first.
+#[derive(Debug)]
+pub(crate) struct RestoredSession {
+    pub(crate) session: PersistedSession,
+    pub(crate) missed: Vec<Packet>,
+}
+
+struct StoredPacket {
+    seq: u64,
+    emitted_at: Instant,
+    rooms: Vec<Room>,
+    except: Vec<Room>,
+    packet: Packet,
+}
+
+/// The sessions and packets of one namespace. Pure: the caller passes the time.
+pub(crate) struct RecoveryStore {
+    settings: ConnectionStateRecovery,
+    next_seq: u64,
+    /// In `seq` order, without gaps: the packet of `seq` is at `seq - front.seq`.
+    packets: VecDeque<StoredPacket>,
+    sessions: HashMap<String, (PersistedSession, Instant)>,
+    last_sweep: Instant,
+}
+
+/// Sessions are swept for expiry at most this often (lookups check expiry themselves).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl RecoveryStore {
+    pub(crate) fn new(settings: ConnectionStateRecovery, now: Instant) -> Self {
+        RecoveryStore {
+            settings,
+            next_seq: 0,
+            packets: VecDeque::new(),
+            sessions: HashMap::new(),
+            last_sweep: now,
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &ConnectionStateRecovery {
+        &self.settings
+    }
+
+    /// Whether a packet sent with these options is kept (and carries an offset): an EVENT without
+    /// acknowledgement, not volatile.
+    pub(crate) fn keeps(packet: &Packet, volatile: bool) -> bool {
+        packet.id.is_none() && !volatile && matches!(packet.data, Some(Value::Array(_)))
+    }
+
+    /// Appends the packet's offset to its arguments and keeps a copy for the sockets targeted by
+    /// `rooms` (all when empty) and not in `except`.
+    pub(crate) fn stamp(
+        &mut self,
+        packet: &mut Packet,
+        rooms: &[Room],
+        except: &[Room],
+        now: Instant,
+    ) {
+        let Some(Value::Array(args)) = packet.data.as_mut() else {
+            return;
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        args.push(Value::String(offset_of(seq)));
+        self.packets.push_back(StoredPacket {
+            seq,
+            emitted_at: now,
+            rooms: rooms.to_vec(),
+            except: except.to_vec(),
+            packet: packet.clone(),
+        });
+        self.expire_packets(now);
+    }
+
+    /// Keeps a socket that left for a transport reason.
+    pub(crate) fn persist(&mut self, session: PersistedSession, now: Instant) {
+        self.sweep(now);
+        if self.sessions.len() >= self.settings.max_sessions
+            && !self.sessions.contains_key(&session.pid)
+        {
+            tracing::warn!(
+                max_sessions = self.settings.max_sessions,
+                sid = %session.sid,
+                "connection state recovery: session store full, the socket is not kept"
+            );
+            return;
+        }
+        self.sessions.insert(session.pid.clone(), (session, now));
+    }
+
+    /// The session of `pid` with the packets after `offset` that were meant for it, if both are
+    /// still known. A session is restored once.
+    pub(crate) fn restore(
+        &mut self,
+        pid: &str,
+        offset: &str,
+        now: Instant,
+    ) -> Option<RestoredSession> {
+        self.sweep(now);
+        self.expire_packets(now);
+        let (_, left_at) = self.sessions.get(pid)?;
+        if now.saturating_duration_since(*left_at) > self.settings.max_disconnection_duration {
+            self.sessions.remove(pid);
+            return None;
+        }
+        let index = self.index_of(offset)?;
+        let (session, _) = self.sessions.remove(pid)?;
+        let missed = self
+            .packets
+            .iter()
+            .skip(index + 1)
+            .filter(|stored| reaches(&session.rooms, &stored.rooms, &stored.except))
+            .map(|stored| stored.packet.clone())
+            .collect();
+        Some(RestoredSession { session, missed })
+    }
+
+    /// Where the packet of `offset` sits, if it is still kept.
+    fn index_of(&self, offset: &str) -> Option<usize> {
+        let seq = seq_of(offset)?;
+        let first = self.packets.front()?.seq;
+        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
+        (index < self.packets.len()).then_some(index)
+    }
+
+    fn expire_packets(&mut self, now: Instant) {
+        let max_age = self.settings.max_disconnection_duration;
+        while let Some(front) = self.packets.front() {
+            let too_many = self.packets.len() > self.settings.max_packets;
+            if !too_many && now.saturating_duration_since(front.emitted_at) <= max_age {
+                break;
+            }
+            self.packets.pop_front();
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_sweep) < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = now;
+        let max_age = self.settings.max_disconnection_duration;
+        self.sessions
+            .retain(|_, (_, left_at)| now.saturating_duration_since(*left_at) <= max_age);
+    }
+}
+
+/// Whether a packet for `rooms` (all when empty) except `except` reaches a socket in `socket_rooms`.
+fn reaches(socket_rooms: &[Room], rooms: &[Room], except: &[Room]) -> bool {
+    let included = rooms.is_empty() || socket_rooms.iter().any(|room| rooms.contains(room));
+    included && !socket_rooms.iter().any(|room| except.contains(room))
+}
+
+/// Offsets are the packet's sequence number in lowercase hex: short, and found again by arithmetic.
+fn offset_of(seq: u64) -> String {
+    format!("{seq:x}")
+}
+
+fn seq_of(offset: &str) -> Option<u64> {
+    if offset.is_empty()
+        || offset.len() > 16
+        || !offset
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    u64::from_str_radix(offset, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::PacketType;
+    use serde_json::json;
+
+    fn event(name: &str) -> Packet {
+        Packet::new(PacketType::Event, "/", Some(json!([name])))
+    }
+
+    fn session(sid: &str, pid: &str, rooms: &[&str]) -> PersistedSession {
+        PersistedSession {
+            sid: sid.into(),
+            pid: pid.into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    fn names(packets: &[Packet]) -> Vec<Value> {
+        packets
+            .iter()
+            .map(|p| p.data.as_ref().unwrap()[0].clone())
+            .collect()
+    }
+
+    #[test]
+    fn stamped_packets_carry_their_offset_last() {
+        let now = Instant::now();
+        let mut store = RecoveryStore::new(ConnectionStateRecovery::default(), now);
+        let mut first = event("a");
+        store.stamp(&mut first, &[], &[], now);
+        let mut second = event("b");
+        store.stamp(&mut second, &[], &[], now);
+        assert_eq!(first.data, Some(json!(["a", "0"])));
+        assert_eq!(second.data, Some(json!(["b", "1"])));
+    }
+
+    #[test]
+    fn restore_gives_the_packets_after_the_offset_meant_for_the_socket() {
+        let now = Instant::now();
+        let mut store = RecoveryStore::new(ConnectionStateRecovery::default(), now);
+        let room = |r: &str| vec![r.to_string()];
+        for (name, rooms, except) in [
+            ("seen", vec![], vec![]),
+            ("all", vec![], vec![]),
+            ("mine", room("sid1"), vec![]),
+            ("other", room("sid2"), vec![]),
+            ("lobby", room("lobby"), vec![]),
+            ("excepted", vec![], room("lobby")),
+        ] {
+            store.stamp(&mut event(name), &rooms, &except, now);
+        }
+        store.persist(session("sid1", "pid1", &["sid1", "lobby"]), now);
+        let restored = store.restore("pid1", "0", now).unwrap();
+        assert_eq!(restored.session.sid, "sid1");
+        assert_eq!(
+            names(&restored.missed),
+            [json!("all"), json!("mine"), json!("lobby")]
+        );
+        assert_eq!(restored.missed[0].data, Some(json!(["all", "1"])));
+        // Once only.
+        assert!(store.restore("pid1", "0", now).is_none());
+    }
+
+    #[test]
+    fn unknown_pid_or_offset_restores_nothing() {
+        let now = Instant::now();
+        let mut store = RecoveryStore::new(ConnectionStateRecovery::default(), now);
+        store.stamp(&mut event("a"), &[], &[], now);
+        store.persist(session("s", "p", &["s"]), now);
+        for offset in ["1", "", "-0", "+0", "0x0", "A", "ffffffffffffffffff", "zz"] {
+            assert!(store.restore("p", offset, now).is_none(), "{offset:?}");
+        }
+        assert!(store.restore("other", "0", now).is_none());
+        // The failed attempts did not use the session up.
+        assert!(store.restore("p", "0", now).is_some());
+    }
+
+    #[test]
+    fn sessions_and_packets_expire() {
+        let start = Instant::now();
+        let settings = ConnectionStateRecovery::default();
+        let limit = settings.max_disconnection_duration;
+        let mut store = RecoveryStore::new(settings, start);
+        store.stamp(&mut event("old"), &[], &[], start);
+        store.persist(session("s", "p", &["s"]), start);
+        let later = start + limit + Duration::from_millis(1);
+        store.stamp(&mut event("new"), &[], &[], later);
+        // "0" was dropped when "1" came, past the limit; and the session is too old anyway.
+        assert!(store.restore("p", "0", later).is_none());
+        assert!(store.restore("p", "1", later).is_none());
+        store.persist(session("s", "p2", &["s"]), later);
+        assert!(store.restore("p2", "1", later + limit).is_some());
+    }
+
+    #[test]
+    fn the_packet_bound_drops_the_oldest() {
+        let now = Instant::now();
+        let settings = ConnectionStateRecovery {
+            max_packets: 2,
+            ..ConnectionStateRecovery::default()
+        };
+        let mut store = RecoveryStore::new(settings, now);
+        for name in ["a", "b", "c"] {
+            store.stamp(&mut event(name), &[], &[], now);
+        }
+        store.persist(session("s", "p", &["s"]), now);
+        assert!(store.restore("p", "0", now).is_none());
+        let restored = store.restore("p", "1", now).unwrap();
+        assert_eq!(names(&restored.missed), [json!("c")]);
+    }
+
+    #[test]
+    fn the_session_bound_refuses_new_sessions() {
+        let now = Instant::now();
+        let settings = ConnectionStateRecovery {
+            max_sessions: 1,
+            ..ConnectionStateRecovery::default()
+        };
+        let mut store = RecoveryStore::new(settings, now);
+        store.stamp(&mut event("a"), &[], &[], now);
+        store.persist(session("s1", "p1", &[]), now);
+        store.persist(session("s2", "p2", &[]), now);
+        assert!(store.restore("p2", "0", now).is_none());
+        assert!(store.restore("p1", "0", now).is_some());
+    }
+
+    #[test]
+    fn acked_and_volatile_packets_are_not_kept() {
+        let mut acked = event("a");
+        acked.id = Some(1);
+        assert!(!RecoveryStore::keeps(&acked, false));
+        assert!(!RecoveryStore::keeps(&event("a"), true));
+        assert!(RecoveryStore::keeps(&event("a"), false));
+    }
+}

@@ -1,0 +1,233 @@
+//! Connection state recovery (`Config::connection_state_recovery`): the CONNECT answer carries a
+//! `pid`, events carry their offset last, and a client that lost its connection and comes back with
+//! `{pid, offset}` gets its id, rooms and extensions back, with the packets it missed sent before its
+//! CONNECT answer. Leaving on purpose, or an unknown offset, gives a new socket.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use socketio::{Config, ConnectionStateRecovery, SocketIo};
+use support::*;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Tag(&'static str);
+
+fn recovery_config(skip_middlewares: bool) -> Config {
+    let mut recovery = ConnectionStateRecovery::default();
+    recovery.skip_middlewares = skip_middlewares;
+    let mut config = Config::default();
+    config.connection_state_recovery = Some(recovery);
+    config
+}
+
+/// On `/`: a new socket joins `news` and gets a tag; every socket is welcomed with whether it was
+/// recovered. Middleware runs are counted.
+fn setup(io: &SocketIo, middleware_runs: Arc<AtomicUsize>) {
+    let nsp = io.of("/");
+    nsp.use_middleware(move |_| {
+        let runs = middleware_runs.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    nsp.on_connection(|socket| async move {
+        if !socket.recovered() {
+            socket.join("news");
+            socket.set_extension(Tag("kept"));
+        }
+        socket.emit("welcome", &(socket.recovered(),)).unwrap();
+    });
+}
+
+/// Joins `/` with `auth`; the CONNECT answer's sid and pid, and the packets that came before it.
+async fn join(client: &mut Client, auth: Option<Value>) -> (String, String, Vec<Value>) {
+    client.send(&connect_packet("/", auth.as_ref())).await;
+    let mut before = Vec::new();
+    loop {
+        let packet = client.recv_packet().await;
+        if let Some(answer) = packet.strip_prefix('0') {
+            let answer: Value = serde_json::from_str(answer).unwrap();
+            assert_eq!(answer.as_object().unwrap().len(), 2, "{answer}");
+            let sid = answer["sid"].as_str().unwrap().to_owned();
+            let pid = answer["pid"].as_str().unwrap().to_owned();
+            return (sid, pid, before);
+        }
+        before.push(event_args(&packet));
+    }
+}
+
+/// The arguments of an EVENT packet (`2[…]`), event name first.
+fn event_args(packet: &str) -> Value {
+    let (prefix, args) = split_json(packet);
+    assert_eq!(prefix, "2", "{packet}");
+    args
+}
+
+/// The offset an event carries (its last argument).
+fn offset(args: &Value) -> String {
+    args.as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn wait_gone(server: &TestServer, sid: &str) {
+    let gone = wait_for(WAIT, || {
+        server.io.of("/").socket(sid).is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the server still holds socket {sid}");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_comes_back_with_its_state_and_the_missed_packets() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = start_with(recovery_config(true), |io| setup(io, runs.clone())).await;
+    let mut client = server.client().await;
+    let (sid, pid, before) = join(&mut client, None).await;
+    assert!(before.is_empty());
+    let welcome = event_args(&client.recv_packet().await);
+    assert_eq!(welcome[0], "welcome");
+    assert_eq!(welcome[1], false);
+    let nsp = server.io.of("/");
+    nsp.to("news").emit("news", &("first",)).unwrap();
+    let first = event_args(&client.recv_packet().await);
+    assert_eq!(
+        first.as_array().unwrap()[..2],
+        [json!("news"), json!("first")]
+    );
+    let last_seen = offset(&first);
+    assert_ne!(last_seen, offset(&welcome));
+
+    drop(client);
+    wait_gone(&server, &sid).await;
+    nsp.to("news").emit("news", &("missed",)).unwrap();
+    nsp.to("elsewhere").emit("news", &("not for it",)).unwrap();
+    nsp.emit("all", &("everyone",)).unwrap();
+    nsp.to(sid.as_str()).emit("direct", &()).unwrap();
+
+    let mut client = server.client().await;
+    let auth = json!({ "pid": pid, "offset": last_seen });
+    let (again, pid_again, missed) = join(&mut client, Some(auth)).await;
+    assert_eq!(again, sid);
+    assert_eq!(pid_again, pid);
+    let missed: Vec<Value> = missed
+        .iter()
+        .map(|args| {
+            let args = args.as_array().unwrap();
+            Value::Array(args[..args.len() - 1].to_vec())
+        })
+        .collect();
+    assert_eq!(
+        missed,
+        [
+            json!(["news", "missed"]),
+            json!(["all", "everyone"]),
+            json!(["direct"])
+        ]
+    );
+    let welcome = event_args(&client.recv_packet().await);
+    assert_eq!(
+        welcome.as_array().unwrap()[..2],
+        [json!("welcome"), json!(true)]
+    );
+    let socket = server.socket(&sid);
+    assert!(socket.recovered());
+    let mut rooms = socket.rooms();
+    rooms.sort();
+    let mut expected = vec![sid.clone(), "news".to_owned()];
+    expected.sort();
+    assert_eq!(rooms, expected);
+    assert_eq!(socket.extension::<Tag>(), Some(Tag("kept")));
+    // Middlewares were skipped on the way back (the default).
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // The handshake's auth is what the client sent.
+    assert_eq!(socket.handshake().auth["pid"], json!(pid));
+}
+
+#[tokio::test]
+async fn middlewares_run_on_recovery_when_not_skipped() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = start_with(recovery_config(false), |io| setup(io, runs.clone())).await;
+    let mut client = server.client().await;
+    let (sid, pid, _) = join(&mut client, None).await;
+    let welcome = event_args(&client.recv_packet().await);
+    drop(client);
+    wait_gone(&server, &sid).await;
+    let mut client = server.client().await;
+    let auth = json!({ "pid": pid, "offset": offset(&welcome) });
+    let (again, _, _) = join(&mut client, Some(auth)).await;
+    assert_eq!(again, sid);
+    assert!(server.socket(&sid).recovered());
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn leaving_on_purpose_or_an_unknown_offset_gives_a_new_socket() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = start_with(recovery_config(true), |io| setup(io, runs.clone())).await;
+
+    // The client leaves the namespace: not kept.
+    let mut client = server.client().await;
+    let (sid, pid, _) = join(&mut client, None).await;
+    let welcome = event_args(&client.recv_packet().await);
+    client.send("1").await;
+    wait_gone(&server, &sid).await;
+    let auth = json!({ "pid": pid, "offset": offset(&welcome) });
+    let (new_sid, new_pid, before) = join(&mut client, Some(auth)).await;
+    assert!(before.is_empty());
+    assert_ne!(new_sid, sid);
+    assert_ne!(new_pid, pid);
+    assert!(!server.socket(&new_sid).recovered());
+    let welcome = event_args(&client.recv_packet().await);
+    assert_eq!(welcome[1], false);
+
+    // Dropped, but asking back with an offset this server never gave, or without one.
+    drop(client);
+    wait_gone(&server, &new_sid).await;
+    for auth in [
+        json!({ "pid": new_pid, "offset": "ffffff" }),
+        json!({ "pid": new_pid }),
+        json!({ "pid": new_pid, "offset": 0 }),
+    ] {
+        let mut client = server.client().await;
+        let (sid, _, before) = join(&mut client, Some(auth.clone())).await;
+        assert!(before.is_empty(), "{auth}");
+        assert_ne!(sid, new_sid, "{auth}");
+    }
+    // Those attempts did not use the session up.
+    let mut client = server.client().await;
+    let auth = json!({ "pid": new_pid, "offset": offset(&welcome) });
+    let (sid, _, _) = join(&mut client, Some(auth)).await;
+    assert_eq!(sid, new_sid);
+}
+
+#[tokio::test]
+async fn events_with_an_ack_or_volatile_carry_no_offset() {
+    let server = start_with(recovery_config(true), |io| {
+        io.of("/").on_connection(|socket| async move {
+            socket.on("go", |socket, _, _| async move {
+                socket.volatile().emit("volatile", &(1,)).unwrap();
+            });
+            let asked = socket.clone();
+            tokio::spawn(async move {
+                let _ = asked
+                    .emit_with_ack("question", &(2,), std::time::Duration::from_secs(5))
+                    .await;
+            });
+        });
+    })
+    .await;
+    let mut client = server.client().await;
+    join(&mut client, None).await;
+    assert_eq!(client.recv_packet().await, r#"20["question",2]"#);
+    client.send(r#"2["go"]"#).await;
+    assert_eq!(client.recv_packet().await, r#"2["volatile",1]"#);
+}
