@@ -3,6 +3,7 @@
 //
 //   node reference-server.js [--port N] [--ping-interval MS] [--ping-timeout MS]
 //                            [--connect-timeout MS] [--max-payload BYTES]
+//                            [--connection-state-recovery MS]
 //
 // `/engine.io/` is a plain engine.io server that echoes every message;
 // `/socket.io/` is socket.io with the handlers listed in SERVER.md.
@@ -19,6 +20,7 @@ function parseArgs(argv) {
     pingTimeout: 200,
     connectTimeout: 1000,
     maxPayload: 1e6,
+    connectionStateRecovery: 0,
   };
   const names = {
     "--port": "port",
@@ -26,6 +28,7 @@ function parseArgs(argv) {
     "--ping-timeout": "pingTimeout",
     "--connect-timeout": "connectTimeout",
     "--max-payload": "maxPayload",
+    "--connection-state-recovery": "connectionStateRecovery",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -81,6 +84,9 @@ const io = new Server(httpServer, {
   path: "/socket.io/",
   connectTimeout: opts.connectTimeout,
   serveClient: false,
+  ...(opts.connectionStateRecovery > 0
+    ? { connectionStateRecovery: { maxDisconnectionDuration: opts.connectionStateRecovery } }
+    : {}),
 });
 
 function byJson(a, b) {
@@ -160,6 +166,10 @@ io.of("/").on("connection", (socket) => {
     io.timeout(timeoutMs).emit("question-all", (err, replies) => {
       ack({ error: err ? err.message : null, replies: [...replies].sort(byJson) });
     });
+  });
+
+  socket.on("recovered", (ack) => {
+    if (typeof ack === "function") ack(socket.recovered);
   });
 
   socket.on("handshake", (ack) => {

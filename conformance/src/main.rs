@@ -36,6 +36,9 @@ struct Args {
     /// maxHttpBufferSize in bytes.
     #[arg(long, default_value_t = 1_000_000)]
     max_payload: usize,
+    /// Connection state recovery's maxDisconnectionDuration in milliseconds; 0 leaves it off.
+    #[arg(long, default_value_t = 0)]
+    connection_state_recovery: u64,
 }
 
 /// `/engine.io/`: every message goes back as it came.
@@ -290,6 +293,11 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             }
         }
     });
+    socket.on("recovered", |socket, _, ack| async move {
+        if let Some(ack) = ack {
+            ack.send(&(socket.recovered(),)).ok();
+        }
+    });
     socket.on("handshake", |socket, _, ack| async move {
         let hs = socket.handshake();
         let query: serde_json::Map<String, Value> = hs
@@ -395,6 +403,11 @@ async fn main() -> std::io::Result<()> {
     let mut config = socketio::Config::default();
     config.engine = engine_config(&args, "/socket.io/");
     config.connect_timeout = Duration::from_millis(args.connect_timeout);
+    if args.connection_state_recovery > 0 {
+        let mut recovery = socketio::ConnectionStateRecovery::default();
+        recovery.max_disconnection_duration = Duration::from_millis(args.connection_state_recovery);
+        config.connection_state_recovery = Some(recovery);
+    }
     let io = SocketIo::new(config);
     main_namespace(&io);
     other_namespaces(&io);

@@ -298,9 +298,17 @@ fn restore_session(nsp: &NamespaceInner, auth: &Value) -> Option<(RestoredSessio
     let store = nsp.recovery.as_ref()?;
     let pid = auth.get("pid")?.as_str()?;
     let offset = auth.get("offset")?.as_str()?;
-    let mut store = lock(store);
-    let skip_middlewares = store.settings().skip_middlewares;
-    let restored = store.restore(pid, offset, Instant::now())?;
+    let (restored, skip_middlewares) = {
+        let mut store = lock(store);
+        let restored = store.restore(pid, offset, Instant::now());
+        (restored?, store.settings().skip_middlewares)
+    };
+    // Its socket is back already (the same pid twice at once): this one starts anew rather than
+    // share the id.
+    if nsp.socket(&restored.session.sid).is_some() {
+        tracing::debug!(sid = %restored.session.sid, "connection state recovery: socket already back");
+        return None;
+    }
     Some((restored, skip_middlewares))
 }
 

@@ -153,7 +153,8 @@ impl RecoveryStore {
     }
 
     /// The session of `pid` with the packets after `offset` that were meant for it, if both are
-    /// still known. A session is restored once.
+    /// still known. As in the official server, the session stays kept until it expires: a client
+    /// may come back with it again.
     pub(crate) fn restore(
         &mut self,
         pid: &str,
@@ -168,7 +169,8 @@ impl RecoveryStore {
             return None;
         }
         let index = self.index_of(offset)?;
-        let (session, _) = self.sessions.remove(pid)?;
+        let (session, _) = self.sessions.get(pid)?;
+        let session = session.clone();
         let missed = self
             .packets
             .iter()
@@ -293,8 +295,9 @@ mod tests {
             [json!("all"), json!("mine"), json!("lobby")]
         );
         assert_eq!(restored.missed[0].data, Some(json!(["all", "1"])));
-        // Once only.
-        assert!(store.restore("pid1", "0", now).is_none());
+        // Kept until it expires, as in the official server.
+        let again = store.restore("pid1", "2", now).unwrap();
+        assert_eq!(names(&again.missed), [json!("lobby")]);
     }
 
     #[test]
@@ -307,7 +310,6 @@ mod tests {
             assert!(store.restore("p", offset, now).is_none(), "{offset:?}");
         }
         assert!(store.restore("other", "0", now).is_none());
-        // The failed attempts did not use the session up.
         assert!(store.restore("p", "0", now).is_some());
     }
 

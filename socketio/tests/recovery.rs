@@ -202,11 +202,18 @@ async fn leaving_on_purpose_or_an_unknown_offset_gives_a_new_socket() {
         assert!(before.is_empty(), "{auth}");
         assert_ne!(sid, new_sid, "{auth}");
     }
-    // Those attempts did not use the session up.
+    // Those attempts did not use the session up; and it is still kept after it came back once,
+    // as in the official server.
     let mut client = server.client().await;
     let auth = json!({ "pid": new_pid, "offset": offset(&welcome) });
-    let (sid, _, _) = join(&mut client, Some(auth)).await;
+    let (sid, _, _) = join(&mut client, Some(auth.clone())).await;
     assert_eq!(sid, new_sid);
+    // While it is back, the same pid gets a new socket rather than share the id.
+    let mut other = server.client().await;
+    let (other_sid, _, before) = join(&mut other, Some(auth)).await;
+    assert!(before.is_empty());
+    assert_ne!(other_sid, new_sid);
+    assert!(server.socket(&new_sid).connected());
 }
 
 #[tokio::test]

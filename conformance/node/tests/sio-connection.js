@@ -348,4 +348,71 @@ tests.push(
   })),
 );
 
+// ------------------------------------------------ connection state recovery
+tests.push(
+  ...variants("sio: connection state recovery brings the socket back with what it missed", ALL, (transport) => ({
+    async run(t) {
+      const server = await t.dedicatedServer({ "connection-state-recovery": 60000 });
+      const a = t.sio("/", {
+        transport,
+        reconnection: true,
+        reconnectionDelay: 400,
+        reconnectionDelayMax: 400,
+        randomizationFactor: 0,
+      }, server.url);
+      const seen = [];
+      a.onAny((event, ...args) => {
+        const offset = args.pop();
+        assert.equal(typeof offset, "string", `${event}: the offset comes last`);
+        seen.push([event, ...args]);
+      });
+      await t.connected(a);
+      if (transport === "upgrade") await t.upgraded(a);
+      assert.equal(a.recovered, false);
+      const id = a.id;
+      await ask(a, 3000, "join", "r");
+      const b = await t.sioConnected("/", { transport: "websocket" }, server.url);
+      b.emit("to-room", "r", "one");
+      await withTimeout(() => seen.some((e) => e[1] === "one"), "the first room message");
+      // The connection drops; meanwhile the room gets more.
+      const back = new Promise((resolve) => a.once("connect", resolve));
+      a.io.engine.close();
+      await sleep(100);
+      b.emit("to-room", "r", "two");
+      b.emit("emit-all", "three");
+      await ask(b, 3000, "rooms");
+      seen.length = 0;
+      await back;
+      await withTimeout(() => seen.length >= 3, "the missed packets and the welcome");
+      await sleep(100);
+      t.note(`recovered=${a.recovered}; after reconnect: ${JSON.stringify(seen)}`);
+      assert.equal(a.recovered, true);
+      assert.equal(a.id, id);
+      assert.deepStrictEqual(seen, [
+        ["room-message", "two"],
+        ["broadcast", "three"],
+        ["auth", { pid: seen[2][1].pid, offset: seen[2][1].offset }],
+      ]);
+      assert.deepStrictEqual(await ask(a, 3000, "recovered"), true);
+      assert.deepStrictEqual(await ask(a, 3000, "rooms"), [id, "r"].sort());
+      // Leaving on purpose keeps nothing new, but the session kept at the drop stays until it
+      // expires: the client, which asks with its pid again, gets it back once more.
+      a.disconnect();
+      a.connect();
+      await t.connected(a);
+      assert.equal(a.recovered, true);
+      assert.equal(a.id, id);
+      assert.deepStrictEqual(await ask(a, 3000, "rooms"), [id, "r"].sort());
+    },
+  })),
+);
+
+async function withTimeout(check, what, ms = 3000) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 module.exports = tests;
