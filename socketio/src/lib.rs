@@ -1,8 +1,8 @@
 //! A Socket.IO v5 server on top of the [`engineio`] crate.
 //!
 //! Namespaces, rooms, broadcasting, acknowledgements both ways, binary attachments anywhere in the
-//! arguments, connect middlewares, and an [`Adapter`] trait so that one server or a cluster serves the
-//! same API.
+//! arguments, connect middlewares, an [`Adapter`] trait so that one server or a cluster serves the
+//! same API, and opt-in connection state recovery ([`ConnectionStateRecovery`]).
 //!
 //! # Example: a chat server
 //!
