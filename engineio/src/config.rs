@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compression::HttpCompression;
+use crate::cookie::SessionCookie;
 use crate::cors::Cors;
 use crate::session::Timings;
 
@@ -61,6 +62,9 @@ pub struct Config {
     /// gzip / deflate for long-polling answers the client accepts compressed (default: answers of
     /// 1024 bytes or more, as the official server); `None` never compresses.
     pub http_compression: Option<HttpCompression>,
+    /// A cookie holding the session id, set on every handshake answer for cookie-based sticky
+    /// sessions (the official `cookie` option; default `None`, no cookie).
+    pub cookie: Option<SessionCookie>,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             max_sessions: usize::MAX,
             max_handshakes_per_second: u32::MAX,
             http_compression: Some(HttpCompression::default()),
+            cookie: None,
         }
     }
 }
@@ -101,6 +106,7 @@ impl std::fmt::Debug for Config {
             .field("max_sessions", &self.max_sessions)
             .field("max_handshakes_per_second", &self.max_handshakes_per_second)
             .field("http_compression", &self.http_compression)
+            .field("cookie", &self.cookie)
             .finish()
     }
 }

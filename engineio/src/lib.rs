@@ -45,6 +45,7 @@
 mod accepted;
 mod compression;
 mod config;
+mod cookie;
 mod cors;
 mod handler;
 pub mod packet;
@@ -62,6 +63,7 @@ pub mod wsframe;
 
 pub use compression::HttpCompression;
 pub use config::{AllowRequest, Config, Refusal};
+pub use cookie::{SameSite, SessionCookie};
 pub use cors::{AllowedOrigins, Cors};
 pub use handler::{ConnectionHandler, Handler, Message};
 pub use packet::{Frame, Packet, PacketError};

@@ -437,6 +437,7 @@ impl EngineIo {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=UTF-8"),
                 );
+                self.set_cookie(&mut response, &session.id);
                 self.announce(session);
                 response
             }
@@ -447,6 +448,8 @@ impl EngineIo {
                 };
                 let (session, open) = self.open_session(info, TransportKind::WebSocket);
                 session.lock().queue.push_back(Frame::Text(open));
+                let mut response = response;
+                self.set_cookie(&mut response, &session.id);
                 let engine = self.clone();
                 let parts_upgrade = upgrade_future(parts);
                 tokio::spawn(async move {
@@ -462,6 +465,19 @@ impl EngineIo {
                 });
                 response
             }
+        }
+    }
+
+    /// The session cookie on a handshake answer, when configured.
+    fn set_cookie(&self, response: &mut Response<Body>, sid: &str) {
+        if let Some(value) = self
+            .shared
+            .config
+            .cookie
+            .as_ref()
+            .and_then(|c| c.header_value(sid))
+        {
+            response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
 

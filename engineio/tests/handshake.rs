@@ -287,3 +287,43 @@ async fn websocket_upgrade_refusal_body_is_the_message() {
     assert_eq!(response.status, 400);
     assert_eq!(response.text(), "Transport unknown");
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_set_on_handshakes_only_when_configured() {
+    let plain = start_default().await;
+    assert_eq!(
+        plain.get(POLLING_HANDSHAKE).await.header("set-cookie"),
+        None
+    );
+
+    let mut config = Config::default();
+    config.cookie = Some(engineio::SessionCookie::default());
+    let server = start(config).await;
+    let response = server.get(POLLING_HANDSHAKE).await;
+    let sid = parse_open(&response.text())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        response.header("set-cookie"),
+        Some(format!("io={sid}; Path=/; HttpOnly; SameSite=Lax").as_str())
+    );
+    // Later requests of the session set nothing.
+    let poll = server.post(&polling(&sid), "4x").await;
+    assert_eq!(poll.header("set-cookie"), None);
+    let poll = server.get(&polling(&sid)).await;
+    assert_eq!(poll.header("set-cookie"), None);
+
+    // A WebSocket handshake sets it on the 101 answer.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let url = format!("ws://{}{}", server.addr, server.target(WS_HANDSHAKE));
+    let (mut ws, answer) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let sid = parse_open(&recv_text(&mut ws).await)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        answer.headers()["set-cookie"],
+        format!("io={sid}; Path=/; HttpOnly; SameSite=Lax").as_str()
+    );
+}
