@@ -227,7 +227,13 @@ impl Packet {
         } else {
             None
         };
-        if !payload_is_valid(kind, data.as_ref()) {
+        // As the official parser: a payload is checked when there is one. A packet without one is
+        // well-formed (the payload is optional in the format); what it means is the receiver's
+        // business (an EVENT without arguments names no event and is dropped).
+        if data
+            .as_ref()
+            .is_some_and(|data| !payload_is_valid(kind, data))
+        {
             return Err(DecodeError::InvalidPayload);
         }
         Ok(Header {
@@ -371,20 +377,20 @@ impl serde_json::ser::Formatter for JsNumbers {
     }
 }
 
-fn payload_is_valid(kind: PacketType, data: Option<&Value>) -> bool {
+fn payload_is_valid(kind: PacketType, data: &Value) -> bool {
     match kind {
-        PacketType::Connect => data.is_none_or(Value::is_object),
-        PacketType::Disconnect => data.is_none(),
-        PacketType::ConnectError => data.is_some_and(|d| d.is_object() || d.is_string()),
+        PacketType::Connect => data.is_object(),
+        PacketType::Disconnect => false,
+        PacketType::ConnectError => data.is_object() || data.is_string(),
         PacketType::Event | PacketType::BinaryEvent => match data {
-            Some(Value::Array(items)) => match items.first() {
+            Value::Array(items) => match items.first() {
                 Some(Value::Number(_)) => true,
                 Some(Value::String(name)) => !RESERVED_EVENTS.contains(&name.as_str()),
                 _ => false,
             },
             _ => false,
         },
-        PacketType::Ack | PacketType::BinaryAck => data.is_some_and(Value::is_array),
+        PacketType::Ack | PacketType::BinaryAck => data.is_array(),
     }
 }
 
@@ -511,7 +517,10 @@ mod tests {
     fn rejects_invalid_packets() {
         assert_eq!(decode(""), Err(DecodeError::Empty));
         assert_eq!(decode("7"), Err(DecodeError::UnknownType));
-        assert_eq!(decode("2"), Err(DecodeError::InvalidPayload));
+        // No payload is well-formed (checked against the official parser): `2`, `212`, `31`.
+        assert_eq!(decode("2").unwrap().data, None);
+        assert_eq!(decode("212").unwrap().id, Some(12));
+        assert_eq!(decode("31").unwrap().data, None);
         assert_eq!(decode("2{}"), Err(DecodeError::InvalidPayload));
         assert_eq!(decode("2[]"), Err(DecodeError::InvalidPayload));
         assert_eq!(decode("2[{}]"), Err(DecodeError::InvalidPayload));

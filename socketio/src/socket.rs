@@ -505,8 +505,10 @@ impl Socket {
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = packet.id else { return };
                 let slot = lock(&self.inner.acks).remove(&id);
-                let Some(Value::Array(args)) = packet.data else {
-                    return;
+                // An ACK without payload answers with no arguments, as in the official server.
+                let args = match packet.data {
+                    Some(Value::Array(args)) => args,
+                    _ => Vec::new(),
                 };
                 let data = Data::new(args, packet.attachments);
                 match slot {

@@ -83,8 +83,34 @@ async fn event_payload_that_is_not_an_array() {
 }
 
 #[tokio::test]
-async fn event_without_payload() {
-    assert_closes(&[Sent::Text("2")]).await;
+async fn event_and_ack_without_payload_are_well_formed() {
+    // As the official server: the payload is optional in the format. An EVENT without one names no
+    // event and is dropped; an ACK without one answers with no arguments.
+    let server = start(|io| {
+        io.of("/").on_connection(|socket| async move {
+            socket.on("ask", |socket, _, _| async move {
+                let answer = socket
+                    .emit_with_ack("question", &(), std::time::Duration::from_secs(5))
+                    .await;
+                let args = answer
+                    .map(|data| data.args().len())
+                    .map_err(|e| e.to_string());
+                socket.emit("answered", &(format!("{args:?}"),)).unwrap();
+            });
+        });
+    })
+    .await;
+    let (mut client, _) = server.connected().await;
+    client.send("2").await;
+    client.send("212").await;
+    client.send(r#"2["ask"]"#).await;
+    let question = client.recv_packet().await;
+    let id = question
+        .strip_prefix('2')
+        .and_then(|rest| rest.strip_suffix(r#"["question"]"#))
+        .unwrap_or_else(|| panic!("{question:?}"));
+    client.send(&format!("3{id}")).await;
+    assert_eq!(client.recv_packet().await, r#"2["answered","Ok(0)"]"#);
 }
 
 #[tokio::test]

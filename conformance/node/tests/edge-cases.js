@@ -579,4 +579,22 @@ tests.push({
   },
 });
 
+// ------------- 16. EVENT / ACK without payload are well-formed: dropped, or an ack with no args
+tests.push({
+  name: "edge: sio EVENT and ACK without payload do not close the connection",
+  async run(t) {
+    const c = await sioWs(t);
+    c.send("42");
+    c.send("4212");
+    c.send('421["ask",2000,"q"]');
+    const question = await nextText(c);
+    const m = /^42(\d+)\["question","q"\]$/.exec(question);
+    assert.ok(m, `question: ${question}`);
+    c.send(`43${m[1]}`);
+    assert.equal(await nextText(c), '431[{"reply":[]}]');
+    c.send('42["message",1]');
+    assert.equal(await nextText(c), '42["message-back",1]');
+  },
+});
+
 module.exports = tests;
