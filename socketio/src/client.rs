@@ -137,8 +137,8 @@ impl Client {
                 let socket = Socket::new(sid, nsp.clone(), me.clone(), handshake, recovery);
                 // As the official server does, the missed packets leave at once, before the CONNECT
                 // answer: the client holds them until it is connected.
-                for packet in &restored.missed {
-                    self.send_packet(packet);
+                for frames in restored.missed {
+                    let _ = self.engine.send_frames(frames);
                 }
                 (socket, rooms, skip_middlewares)
             }

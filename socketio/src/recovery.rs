@@ -15,9 +15,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use engineio::Frame;
 use serde_json::Value;
 
-use crate::adapter::Room;
+use crate::adapter::{encode_frames, Room};
 use crate::packet::Packet;
 
 /// Settings of connection state recovery (off unless set in [`Config`](crate::Config)).
@@ -37,6 +38,9 @@ pub struct ConnectionStateRecovery {
     /// server bounds them by time only; a bound on memory keeps a burst of broadcasts from growing
     /// the store without limit. A client whose offset has gone simply connects anew.
     pub max_packets: usize,
+    /// Encoded bytes of the kept packets per namespace at most; the oldest go first (default
+    /// 64 MiB).
+    pub max_bytes: usize,
     /// Disconnected sockets kept per namespace at most (default 100,000); past it, a socket that
     /// leaves is not kept.
     pub max_sessions: usize,
@@ -48,6 +52,7 @@ impl Default for ConnectionStateRecovery {
             max_disconnection_duration: Duration::from_secs(120),
             skip_middlewares: true,
             max_packets: 100_000,
+            max_bytes: 64 << 20,
             max_sessions: 100_000,
         }
     }
@@ -62,11 +67,11 @@ pub(crate) struct PersistedSession {
     pub(crate) extensions: http::Extensions,
 }
 
-/// A socket brought back: its state and the packets it missed, oldest first.
+/// A socket brought back: its state and the packets it missed, oldest first, encoded.
 #[derive(Debug)]
 pub(crate) struct RestoredSession {
     pub(crate) session: PersistedSession,
-    pub(crate) missed: Vec<Packet>,
+    pub(crate) missed: Vec<Vec<Frame>>,
 }
 
 struct StoredPacket {
@@ -74,7 +79,8 @@ struct StoredPacket {
     emitted_at: Instant,
     rooms: Vec<Room>,
     except: Vec<Room>,
-    packet: Packet,
+    /// The packet as it went out: its text frame and attachments share their bytes with it.
+    frames: Vec<Frame>,
 }
 
 /// The sessions and packets of one namespace. Pure: the caller passes the time.
@@ -83,6 +89,8 @@ pub(crate) struct RecoveryStore {
     next_seq: u64,
     /// In `seq` order, without gaps: the packet of `seq` is at `seq - front.seq`.
     packets: VecDeque<StoredPacket>,
+    /// Encoded bytes of `packets`.
+    bytes: usize,
     sessions: HashMap<String, (PersistedSession, Instant)>,
     last_sweep: Instant,
 }
@@ -96,6 +104,7 @@ impl RecoveryStore {
             settings,
             next_seq: 0,
             packets: VecDeque::new(),
+            bytes: 0,
             sessions: HashMap::new(),
             last_sweep: now,
         }
@@ -126,12 +135,14 @@ impl RecoveryStore {
         let seq = self.next_seq;
         self.next_seq += 1;
         args.push(Value::String(offset_of(seq)));
+        let frames = encode_frames(packet);
+        self.bytes += frames_len(&frames);
         self.packets.push_back(StoredPacket {
             seq,
             emitted_at: now,
             rooms: rooms.to_vec(),
             except: except.to_vec(),
-            packet: packet.clone(),
+            frames,
         });
         self.expire_packets(now);
     }
@@ -176,7 +187,7 @@ impl RecoveryStore {
             .iter()
             .skip(index + 1)
             .filter(|stored| reaches(&session.rooms, &stored.rooms, &stored.except))
-            .map(|stored| stored.packet.clone())
+            .map(|stored| stored.frames.clone())
             .collect();
         Some(RestoredSession { session, missed })
     }
@@ -192,11 +203,14 @@ impl RecoveryStore {
     fn expire_packets(&mut self, now: Instant) {
         let max_age = self.settings.max_disconnection_duration;
         while let Some(front) = self.packets.front() {
-            let too_many = self.packets.len() > self.settings.max_packets;
+            let too_many = self.packets.len() > self.settings.max_packets
+                || self.bytes > self.settings.max_bytes;
             if !too_many && now.saturating_duration_since(front.emitted_at) <= max_age {
                 break;
             }
-            self.packets.pop_front();
+            if let Some(gone) = self.packets.pop_front() {
+                self.bytes -= frames_len(&gone.frames);
+            }
         }
     }
 
@@ -215,6 +229,10 @@ impl RecoveryStore {
 fn reaches(socket_rooms: &[Room], rooms: &[Room], except: &[Room]) -> bool {
     let included = rooms.is_empty() || socket_rooms.iter().any(|room| rooms.contains(room));
     included && !socket_rooms.iter().any(|room| except.contains(room))
+}
+
+fn frames_len(frames: &[Frame]) -> usize {
+    frames.iter().map(Frame::len).sum()
 }
 
 /// Offsets are the packet's sequence number in lowercase hex: short, and found again by arithmetic.
@@ -253,11 +271,20 @@ mod tests {
         }
     }
 
-    fn names(packets: &[Packet]) -> Vec<Value> {
-        packets
+    /// The event name of each missed packet (its frames decoded).
+    fn names(missed: &[Vec<Frame>]) -> Vec<Value> {
+        missed
             .iter()
-            .map(|p| p.data.as_ref().unwrap()[0].clone())
+            .map(|frames| args(frames)[0].clone())
             .collect()
+    }
+
+    fn args(frames: &[Frame]) -> Value {
+        let Frame::Text(text) = &frames[0] else {
+            panic!("{frames:?}")
+        };
+        let text = std::str::from_utf8(text).unwrap();
+        serde_json::from_str(text.strip_prefix("42").unwrap()).unwrap()
     }
 
     #[test]
@@ -294,7 +321,7 @@ mod tests {
             names(&restored.missed),
             [json!("all"), json!("mine"), json!("lobby")]
         );
-        assert_eq!(restored.missed[0].data, Some(json!(["all", "1"])));
+        assert_eq!(args(&restored.missed[0]), json!(["all", "1"]));
         // Kept until it expires, as in the official server.
         let again = store.restore("pid1", "2", now).unwrap();
         assert_eq!(names(&again.missed), [json!("lobby")]);
@@ -345,6 +372,28 @@ mod tests {
         assert!(store.restore("p", "0", now).is_none());
         let restored = store.restore("p", "1", now).unwrap();
         assert_eq!(names(&restored.missed), [json!("c")]);
+    }
+
+    #[test]
+    fn the_byte_bound_drops_the_oldest() {
+        let now = Instant::now();
+        // `42["a","0"]` is 11 bytes: two fit in 22, not three.
+        let settings = ConnectionStateRecovery {
+            max_bytes: 22,
+            ..ConnectionStateRecovery::default()
+        };
+        let mut store = RecoveryStore::new(settings, now);
+        for name in ["a", "b", "c"] {
+            store.stamp(&mut event(name), &[], &[], now);
+        }
+        assert_eq!(store.packets.len(), 2);
+        assert_eq!(store.bytes, 22);
+        store.persist(session("s", "p", &["s"]), now);
+        assert!(store.restore("p", "0", now).is_none());
+        assert_eq!(
+            names(&store.restore("p", "1", now).unwrap().missed),
+            [json!("c")]
+        );
     }
 
     #[test]
