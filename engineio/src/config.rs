@@ -20,6 +20,21 @@ pub struct Refusal {
 pub type AllowRequest =
     Arc<dyn Fn(&http::request::Parts, SocketAddr) -> Result<(), Refusal> + Send + Sync>;
 
+/// Adds headers to the server's answers (the official `headers` and `initial_headers` events): called
+/// with the request, the headers of every polling answer and WebSocket `101` about to leave, and
+/// whether the request is a handshake (no session id yet). Error answers do not go through it.
+///
+/// ```
+/// use std::sync::Arc;
+/// let mut config = engineio::Config::default();
+/// config.headers = Some(Arc::new(|_request, headers, handshake| {
+///     if handshake {
+///         headers.insert("x-served-by", http::HeaderValue::from_static("node-1"));
+///     }
+/// }));
+/// ```
+pub type HeadersHook = Arc<dyn Fn(&http::request::Parts, &mut http::HeaderMap, bool) + Send + Sync>;
+
 /// Engine.IO server settings. `Config::default()` matches the official server's defaults.
 ///
 /// ```
@@ -65,6 +80,8 @@ pub struct Config {
     /// A cookie holding the session id, set on every handshake answer for cookie-based sticky
     /// sessions (the official `cookie` option; default `None`, no cookie).
     pub cookie: Option<SessionCookie>,
+    /// Adds headers to polling answers and WebSocket `101`s (see [`HeadersHook`]; default none).
+    pub headers: Option<HeadersHook>,
 }
 
 impl Default for Config {
@@ -85,6 +102,7 @@ impl Default for Config {
             max_handshakes_per_second: u32::MAX,
             http_compression: Some(HttpCompression::default()),
             cookie: None,
+            headers: None,
         }
     }
 }
@@ -107,6 +125,7 @@ impl std::fmt::Debug for Config {
             .field("max_handshakes_per_second", &self.max_handshakes_per_second)
             .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
+            .field("headers", &self.headers.is_some())
             .finish()
     }
 }

@@ -62,7 +62,7 @@ mod websocket;
 pub mod wsframe;
 
 pub use compression::HttpCompression;
-pub use config::{AllowRequest, Config, Refusal};
+pub use config::{AllowRequest, Config, HeadersHook, Refusal};
 pub use cookie::{SameSite, SessionCookie};
 pub use cors::{AllowedOrigins, Cors};
 pub use handler::{ConnectionHandler, Handler, Message};

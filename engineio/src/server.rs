@@ -333,6 +333,17 @@ impl EngineIo {
             // Only the polling transport answers 200 here.
             polling::add_transport_headers(&parts.headers, response.headers_mut());
         }
+        if let Some(hook) = &self.shared.config.headers {
+            if matches!(
+                response.status(),
+                StatusCode::OK | StatusCode::SWITCHING_PROTOCOLS
+            ) {
+                let handshake = Query::parse(&parts.uri)
+                    .sid
+                    .is_none_or(|sid| sid.is_empty());
+                hook(&parts, response.headers_mut(), handshake);
+            }
+        }
         if let Some(cors) = cors {
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 cors.apply(&parts.headers, response.headers_mut());

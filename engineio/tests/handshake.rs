@@ -327,3 +327,32 @@ async fn the_session_cookie_is_set_on_handshakes_only_when_configured() {
         format!("io={sid}; Path=/; HttpOnly; SameSite=Lax").as_str()
     );
 }
+
+#[tokio::test]
+async fn the_headers_hook_adds_to_polling_answers_and_101s_and_knows_handshakes() {
+    let mut config = Config::default();
+    config.headers = Some(Arc::new(|request, headers, handshake| {
+        let value = format!("{} {handshake}", request.method);
+        headers.insert("x-hook", http::HeaderValue::from_str(&value).unwrap());
+    }));
+    let server = start(config).await;
+    let response = server.get(POLLING_HANDSHAKE).await;
+    assert_eq!(response.header("x-hook"), Some("GET true"));
+    let sid = parse_open(&response.text())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = server.post(&polling(&sid), "4x").await;
+    assert_eq!(post.header("x-hook"), Some("POST false"));
+    let poll = server.get(&polling(&sid)).await;
+    assert_eq!(poll.header("x-hook"), Some("GET false"));
+    // Error answers do not go through it.
+    let refused = server.get("EIO=4&transport=polling&sid=unknown").await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.header("x-hook"), None);
+    // The WebSocket 101 does.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let url = format!("ws://{}{}", server.addr, server.target(WS_HANDSHAKE));
+    let (_ws, answer) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(answer.headers()["x-hook"], "GET true");
+}
