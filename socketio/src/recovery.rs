@@ -92,10 +92,13 @@ pub(crate) struct RecoveryStore {
     /// Encoded bytes of `packets`.
     bytes: usize,
     sessions: HashMap<String, (PersistedSession, Instant)>,
+    created: Instant,
+    /// The last sweep tick run (a multiple of `SWEEP_EVERY` after `created`).
     last_sweep: Instant,
 }
 
-/// Sessions are swept for expiry at most this often (lookups check expiry themselves).
+/// Expired sessions and packets go on a fixed period, as the official server's timer removes them
+/// (a restore checks its session's age itself, not the age of the packet at its offset).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl RecoveryStore {
@@ -106,6 +109,7 @@ impl RecoveryStore {
             packets: VecDeque::new(),
             bytes: 0,
             sessions: HashMap::new(),
+            created: now,
             last_sweep: now,
         }
     }
@@ -144,7 +148,8 @@ impl RecoveryStore {
             except: except.to_vec(),
             frames,
         });
-        self.expire_packets(now);
+        self.sweep(now);
+        self.enforce_bounds();
     }
 
     /// Keeps a socket that left for a transport reason.
@@ -173,9 +178,9 @@ impl RecoveryStore {
         now: Instant,
     ) -> Option<RestoredSession> {
         self.sweep(now);
-        self.expire_packets(now);
         let (_, left_at) = self.sessions.get(pid)?;
         if now.saturating_duration_since(*left_at) > self.settings.max_disconnection_duration {
+            // Expired though not swept yet.
             self.sessions.remove(pid);
             return None;
         }
@@ -200,28 +205,42 @@ impl RecoveryStore {
         (index < self.packets.len()).then_some(index)
     }
 
-    fn expire_packets(&mut self, now: Instant) {
-        let max_age = self.settings.max_disconnection_duration;
-        while let Some(front) = self.packets.front() {
-            let too_many = self.packets.len() > self.settings.max_packets
-                || self.bytes > self.settings.max_bytes;
-            if !too_many && now.saturating_duration_since(front.emitted_at) <= max_age {
-                break;
-            }
-            if let Some(gone) = self.packets.pop_front() {
-                self.bytes -= frames_len(&gone.frames);
+    /// Drops the oldest packets while the store is over its count or byte bound.
+    fn enforce_bounds(&mut self) {
+        while self.packets.len() > self.settings.max_packets || self.bytes > self.settings.max_bytes
+        {
+            match self.packets.pop_front() {
+                Some(gone) => self.bytes -= frames_len(&gone.frames),
+                None => break,
             }
         }
     }
 
+    /// Runs the latest sweep tick not run yet: sessions and packets older than the limit at that
+    /// tick go.
     fn sweep(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.last_sweep) < SWEEP_EVERY {
+        let period = SWEEP_EVERY.as_nanos();
+        let ticks = now.saturating_duration_since(self.created).as_nanos() / period;
+        let since_created = Duration::from_nanos(u64::try_from(ticks * period).unwrap_or(u64::MAX));
+        let tick = self.created + since_created;
+        if tick <= self.last_sweep {
             return;
         }
-        self.last_sweep = now;
-        let max_age = self.settings.max_disconnection_duration;
+        self.last_sweep = tick;
+        let Some(threshold) = tick.checked_sub(self.settings.max_disconnection_duration) else {
+            return;
+        };
         self.sessions
-            .retain(|_, (_, left_at)| now.saturating_duration_since(*left_at) <= max_age);
+            .retain(|_, (_, left_at)| *left_at >= threshold);
+        while self
+            .packets
+            .front()
+            .is_some_and(|front| front.emitted_at < threshold)
+        {
+            if let Some(gone) = self.packets.pop_front() {
+                self.bytes -= frames_len(&gone.frames);
+            }
+        }
     }
 }
 
@@ -341,20 +360,31 @@ mod tests {
     }
 
     #[test]
-    fn sessions_and_packets_expire() {
+    fn sessions_expire_at_once_and_packets_on_the_sweep_tick() {
         let start = Instant::now();
         let settings = ConnectionStateRecovery::default();
         let limit = settings.max_disconnection_duration;
+        assert_eq!(limit, Duration::from_secs(120));
+        let ms = Duration::from_millis;
         let mut store = RecoveryStore::new(settings, start);
         store.stamp(&mut event("old"), &[], &[], start);
+        // A session older than the limit is gone, swept or not.
         store.persist(session("s", "p", &["s"]), start);
-        let later = start + limit + Duration::from_millis(1);
+        assert!(store.restore("p", "0", start + limit + ms(1)).is_none());
+        // A young session whose offset is older than the limit comes back while no sweep tick has
+        // removed that packet yet (the tick at 120 s removes what is older than 0 s: nothing).
+        store.persist(session("s", "p", &["s"]), start + limit);
+        assert!(store.restore("p", "0", start + limit + ms(1)).is_some());
+        // The tick at 180 s removes what is older than 60 s: "old" goes, and sessions that left
+        // before 60 s too.
+        let later = start + Duration::from_secs(180);
+        store.persist(session("s2", "q", &["s2"]), start + ms(59_999));
         store.stamp(&mut event("new"), &[], &[], later);
-        // "0" was dropped when "1" came, past the limit; and the session is too old anyway.
-        assert!(store.restore("p", "0", later).is_none());
-        assert!(store.restore("p", "1", later).is_none());
         store.persist(session("s", "p2", &["s"]), later);
-        assert!(store.restore("p2", "1", later + limit).is_some());
+        assert!(store.restore("p2", "0", later).is_none());
+        assert!(store.restore("p2", "1", later).is_some());
+        assert!(!store.sessions.contains_key("q"));
+        assert!(store.sessions.contains_key("p"));
     }
 
     #[test]

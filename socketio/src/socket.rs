@@ -285,14 +285,14 @@ impl Socket {
     }
 
     /// Sends an event with prepared arguments.
+    ///
+    /// With connection state recovery on, the event is kept (as the official server does) even
+    /// when the socket has just lost its connection: it is sent again if the client comes back.
     pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
-        if !self.connected() {
-            return Err(EmitError::Disconnected);
-        }
-        let packet = event_packet(&self.inner.nsp.name, event, data, None);
         if self.inner.nsp.recovery.is_some() {
             // Through the namespace, as a packet for this socket's room: it gets its offset and is
             // kept, in case the connection drops before it arrives.
+            let packet = event_packet(&self.inner.nsp.name, event, data, None);
             let own_room = BroadcastOptions {
                 rooms: vec![self.inner.id.clone()],
                 ..BroadcastOptions::default()
@@ -300,6 +300,10 @@ impl Socket {
             self.inner.nsp.broadcast(packet, &own_room);
             return Ok(());
         }
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        let packet = event_packet(&self.inner.nsp.name, event, data, None);
         if self.send_frames(encode_frames(&packet)) {
             Ok(())
         } else {

@@ -238,3 +238,53 @@ async fn events_with_an_ack_or_volatile_carry_no_offset() {
     client.send(r#"2["go"]"#).await;
     assert_eq!(client.recv_packet().await, r#"2["volatile",1]"#);
 }
+
+#[tokio::test]
+async fn events_emitted_once_the_connection_dropped_reach_the_client_when_it_comes_back() {
+    // As in the official server: with recovery on, an emit to a socket that has just lost its
+    // connection (from its disconnecting handler, or late work) is kept and sent on its return.
+    let emitted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = start_with(recovery_config(true), {
+        let emitted = emitted.clone();
+        move |io| {
+            io.of("/").on_connection(move |socket| {
+                let emitted = emitted.clone();
+                async move {
+                    socket.on_disconnecting(|socket, _| async move {
+                        socket.emit("while-leaving", &()).unwrap();
+                    });
+                    socket.on("work", move |socket, _, _| {
+                        let emitted = emitted.clone();
+                        async move {
+                            tokio::spawn(async move {
+                                while socket.connected() {
+                                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                                }
+                                socket.emit("result", &(42,)).unwrap();
+                                emitted.store(true, Ordering::SeqCst);
+                            });
+                        }
+                    });
+                    socket.emit("welcome", &()).unwrap();
+                }
+            });
+        }
+    })
+    .await;
+    let mut client = server.client().await;
+    let (sid, pid, _) = join(&mut client, None).await;
+    let welcome = event_args(&client.recv_packet().await);
+    client.send(r#"2["work"]"#).await;
+    drop(client);
+    wait_gone(&server, &sid).await;
+    let done = wait_for(WAIT, || emitted.load(Ordering::SeqCst).then_some(())).await;
+    assert!(done.is_some(), "the late work never emitted");
+
+    let mut client = server.client().await;
+    let auth = json!({ "pid": pid, "offset": offset(&welcome) });
+    let (again, _, missed) = join(&mut client, Some(auth)).await;
+    assert_eq!(again, sid);
+    let mut names: Vec<Value> = missed.iter().map(|args| args[0].clone()).collect();
+    names.sort_by_key(|name| name.to_string());
+    assert_eq!(names, [json!("result"), json!("while-leaving")]);
+}
