@@ -133,7 +133,7 @@ async fn echo_with_ack(socket: &Socket, event: &str, data: Data, ack: Option<Ack
 /// `operator.emit(event, ...args)` where `args` may end with the client's ack function, as in the
 /// reference server: the targets are then asked for an ack, and since no timeout is set the
 /// sender's ack is answered at once with a timed-out error (an `Error` serializes to `{}`) and no
-/// answers.
+/// answers; with no target at all, with no error (`null`) and no answers.
 async fn broadcast_with_ack(
     target: socketio::BroadcastOperator,
     event: &str,
@@ -143,11 +143,16 @@ async fn broadcast_with_ack(
     match ack {
         None => target.emit_data(event, data),
         Some(ack) => {
-            target
+            let answers = target
                 .timeout(Duration::ZERO)
                 .emit_with_ack_data(event, data)
                 .await;
-            ack.send(&(json!({}), json!([]))).ok();
+            let error = if answers.replies.is_empty() && answers.missing.is_empty() {
+                Value::Null
+            } else {
+                json!({})
+            };
+            ack.send(&(error, json!([]))).ok();
         }
     }
 }

@@ -548,6 +548,9 @@ tests.push(
       assert.deepStrictEqual(answer, [{}, []]);
       assert.equal(args[0], "b");
       assert.equal(typeof args[1], "function", "the broadcast carries an ack request");
+      // a broadcast that reaches nobody has nothing to wait for: no error, no answers
+      const none = await withTimeout(new Promise((resolve) => a.emit("to-room", "nobody-here", "c", (...r) => resolve(r))), 2000, "the ack of an empty broadcast");
+      assert.deepStrictEqual(none, [null, []]);
     },
   })),
 );
