@@ -635,8 +635,18 @@ impl EngineIo {
     }
 }
 
+/// A WebSocket upgrade request: as Node's HTTP parser decides it, an `Upgrade` header is one only
+/// with `upgrade` among the `Connection` tokens; without, the request is served as plain HTTP.
 fn is_websocket_upgrade(parts: &http::request::Parts) -> bool {
+    let connection_upgrade = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
     parts.method == Method::GET
+        && connection_upgrade
         && parts
             .headers
             .get(header::UPGRADE)

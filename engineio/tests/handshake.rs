@@ -272,6 +272,7 @@ async fn websocket_upgrade_with_bad_transport_is_refused_before_101() {
 async fn websocket_upgrade_refusal_body_is_the_message() {
     let server = start_default().await;
     let headers = [
+        ("Connection", "Upgrade"),
         ("Upgrade", "websocket"),
         ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ("Sec-WebSocket-Version", "13"),

@@ -254,3 +254,28 @@ async fn an_upgrade_with_b64_sends_binary_as_base64_text() {
     send_binary(&mut ws, &[9]).await;
     assert_eq!(recv_text(&mut ws).await, "bCQ==");
 }
+
+#[tokio::test]
+async fn an_upgrade_header_without_connection_upgrade_is_plain_http() {
+    // As Node's HTTP parser decides: no `upgrade` token in `Connection`, no upgrade.
+    let server = start_default().await;
+    let (sid, _) = server.handshake().await;
+    assert_eq!(server.post(&polling(&sid), "4hello").await.text(), "ok");
+    let upgrade_only = [("Upgrade", "websocket")];
+    let poll = http(
+        server.addr,
+        "GET",
+        &server.target(&polling(&sid)),
+        &upgrade_only,
+        b"",
+    )
+    .await;
+    assert_eq!((poll.status, poll.text()), (200, "4hello".to_owned()));
+    let key = [
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let handshake = http(server.addr, "GET", &server.target(WS_HANDSHAKE), &key, b"").await;
+    handshake.assert_error(400, 3, "Bad request");
+}

@@ -600,4 +600,25 @@ tests.push({
   },
 });
 
+// ------------- 17. an Upgrade header without "Connection: upgrade" is a plain HTTP request
+tests.push({
+  name: "edge: eio an Upgrade header without Connection: upgrade is served as plain HTTP",
+  async run(t) {
+    const sid = await pollingSid(t);
+    const q = `${t.url}/engine.io/?EIO=4&transport=polling&sid=${sid}`;
+    const post = await request(q, { method: "POST", body: "4hello" });
+    assert.equal(post.status, 200);
+    const poll = await request(q, { headers: { upgrade: "websocket" } });
+    t.note(`poll: ${poll.status} ${JSON.stringify(poll.body)}`);
+    assert.equal(poll.status, 200);
+    assert.equal(poll.body, "4hello");
+    const handshake = await request(`${t.url}/engine.io/?EIO=4&transport=websocket`, {
+      headers: { upgrade: "websocket", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+    });
+    t.note(`websocket handshake without Connection: ${handshake.status} ${handshake.body}`);
+    assert.equal(handshake.status, 400);
+    assert.deepStrictEqual(JSON.parse(handshake.body), { code: 3, message: "Bad request" });
+  },
+});
+
 module.exports = tests;
