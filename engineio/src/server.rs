@@ -385,7 +385,7 @@ impl EngineIo {
             let current = session.lock().state.transport();
             if upgrade {
                 if transport != TransportKind::WebSocket {
-                    return error_response(ErrorCode::BadRequest, upgrade);
+                    return self.accept_and_close(parts);
                 }
                 return self.upgrade_session(parts, session, binary_as_base64);
             }
@@ -441,6 +441,7 @@ impl EngineIo {
 
         let info = RequestInfo::detached(&parts.method, &parts.uri, &parts.headers, remote);
         match transport {
+            TransportKind::Polling if upgrade => self.accept_and_close(parts),
             TransportKind::Polling => {
                 let (session, open) = self.open_session(info, TransportKind::Polling);
                 let mut response = Response::new(Full::new(open));
@@ -477,6 +478,24 @@ impl EngineIo {
                 response
             }
         }
+    }
+
+    /// A WebSocket upgrade asked for a transport that takes none (polling): as the official server,
+    /// the WebSocket is accepted, then closed at once; no session is opened.
+    fn accept_and_close(&self, parts: &mut http::request::Parts) -> Response<Body> {
+        let response = match accept_response(parts) {
+            Ok(response) => response,
+            Err(refusal) => return refusal.response(),
+        };
+        tracing::debug!("WebSocket upgrade for the polling transport: closed");
+        let engine = self.clone();
+        let pending = upgrade_future(parts);
+        tokio::spawn(async move {
+            if let Some(mut ws) = engine.finish_upgrade(pending, false).await {
+                ws.close(None).await;
+            }
+        });
+        response
     }
 
     /// The session cookie on a handshake answer, when configured.

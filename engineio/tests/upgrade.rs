@@ -279,3 +279,25 @@ async fn an_upgrade_header_without_connection_upgrade_is_plain_http() {
     let handshake = http(server.addr, "GET", &server.target(WS_HANDSHAKE), &key, b"").await;
     handshake.assert_error(400, 3, "Bad request");
 }
+
+#[tokio::test]
+async fn a_websocket_asked_for_the_polling_transport_is_accepted_then_closed() {
+    // As the official server: the polling transport takes no WebSocket, so it is closed at once and
+    // no session is opened; a session named in it goes on over polling.
+    let server = start_default().await;
+    let mut ws = server.ws("EIO=4&transport=polling").await.unwrap();
+    let (close, texts) = recv_close(&mut ws, WAIT).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert!(close.is_none(), "{close:?}");
+    assert_eq!(server.engine.session_count(), 0);
+
+    let (sid, _) = server.handshake().await;
+    let mut ws = server
+        .ws(&format!("EIO=4&transport=polling&sid={sid}"))
+        .await
+        .unwrap();
+    let (_, texts) = recv_close(&mut ws, WAIT).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    assert_eq!(server.post(&polling(&sid), "4still").await.text(), "ok");
+    assert_eq!(server.get(&polling(&sid)).await.text(), "4still");
+}

@@ -621,4 +621,23 @@ tests.push({
   },
 });
 
+// ------------- 18. a WebSocket asked for the polling transport: accepted, then closed at once
+tests.push({
+  name: "edge: eio a WebSocket asked for transport=polling is accepted then closed, no session",
+  async run(t) {
+    const fresh = rawWs(t, "/engine.io/", { query: "?EIO=4&transport=polling" });
+    const closed = await withTimeout(fresh.closed, 3000, "the close of the fresh WebSocket");
+    t.note(`no sid: close ${closed.code}, frames ${JSON.stringify(fresh.all)}`);
+    assert.equal(closed.code, 1005);
+    assert.deepStrictEqual(fresh.all, []);
+    const sid = await pollingSid(t);
+    const named = rawWs(t, "/engine.io/", { query: `?EIO=4&transport=polling&sid=${sid}` });
+    const closedNamed = await withTimeout(named.closed, 3000, "the close of the WebSocket naming a sid");
+    assert.equal(closedNamed.code, 1005);
+    const q = `${t.url}/engine.io/?EIO=4&transport=polling&sid=${sid}`;
+    assert.equal((await request(q, { method: "POST", body: "4still" })).body, "ok");
+    assert.equal((await request(q)).body, "4still");
+  },
+});
+
 module.exports = tests;
