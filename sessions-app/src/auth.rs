@@ -221,26 +221,14 @@ impl Verifier {
         let mut validation = Validation::new(algorithms[0]);
         // Only the algorithms of the configured key kind: `none` and algorithm confusion fail here.
         validation.algorithms = algorithms;
-        validation.leeway = 0;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // The library checks the signature only. It skips a time claim it cannot read as an
+        // unsigned integer (a string `nbf`, a negative `exp`), lets `exp` equal to the current
+        // second pass and accepts an array `iss`, so the claims are checked by `check_claims`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.iss = None;
         validation.required_spec_claims.clear();
-        // A configured issuer or audience must be present, not just match when present: otherwise a
-        // token minted for another service with the same key would pass.
-        match &issuer {
-            Some(iss) => {
-                validation.set_issuer(&[iss]);
-                validation.required_spec_claims.insert("iss".to_owned());
-            }
-            None => validation.iss = None,
-        }
-        match &audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                validation.required_spec_claims.insert("aud".to_owned());
-            }
-            None => validation.validate_aud = false,
-        }
         Ok(Verifier {
             key,
             material,
@@ -250,34 +238,20 @@ impl Verifier {
         })
     }
 
-    /// Verifies a token.
+    /// Verifies a token: its signature, then its claims (see [`check_claims`]).
     pub fn verify(&self, token: &str) -> Result<Identity, ErrorCode> {
-        use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
             token,
             &self.key,
             &self.validation,
         )
-        .map_err(|err| match err.kind() {
-            ErrorKind::ExpiredSignature => ErrorCode::TokenExpired,
-            _ => ErrorCode::InvalidToken,
-        })?;
-        let user = match data.claims.get("sub") {
-            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
-            _ => return Err(ErrorCode::InvalidToken),
-        };
-        let expires_at = match data.claims.get("exp") {
-            None => None,
-            Some(exp) => {
-                let secs = exp.as_f64().ok_or(ErrorCode::InvalidToken)?;
-                // An `exp` past what a clock can hold (a signed token may say anything) never
-                // comes: no expiry timer rather than an overflow.
-                Duration::try_from_secs_f64(secs.max(0.0))
-                    .ok()
-                    .and_then(|after| UNIX_EPOCH.checked_add(after))
-            }
-        };
-        Ok(Identity { user, expires_at })
+        .map_err(|_| ErrorCode::InvalidToken)?;
+        check_claims(
+            &data.claims,
+            SystemTime::now(),
+            self.issuer.as_deref(),
+            self.audience.as_deref(),
+        )
     }
 
     /// Signs a token for `sub` valid for `ttl`, with the configured issuer and audience.
@@ -306,6 +280,78 @@ impl Verifier {
             &EncodingKey::from_secret(secret),
         )?)
     }
+}
+
+/// Checks the claims of a token whose signature holds, at `now`, as RFC 7519 and the Node
+/// `jsonwebtoken` package read them:
+/// - `nbf` and `exp`, when present, must be numbers; `nbf` must not be after the current second;
+/// - `exp` must be after `now` (a token whose `exp` is this very second is expired, since
+///   RFC 7519 4.1.4 wants the current time *before* it): [`ErrorCode::TokenExpired`];
+/// - with a configured issuer, `iss` must be that string; with a configured audience, `aud` must
+///   be that string or an array holding it;
+/// - `sub` must be a non-empty string.
+///
+/// Every other failure is [`ErrorCode::InvalidToken`].
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use sessions_app::auth::{check_claims, ErrorCode};
+/// let claims = serde_json::json!({ "sub": "alice", "exp": 1000 });
+/// let claims = claims.as_object().unwrap();
+/// let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+/// assert_eq!(check_claims(claims, at(999), None, None).unwrap().user, "alice");
+/// assert_eq!(check_claims(claims, at(1000), None, None), Err(ErrorCode::TokenExpired));
+/// ```
+pub fn check_claims(
+    claims: &serde_json::Map<String, Value>,
+    now: SystemTime,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<Identity, ErrorCode> {
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let number = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(ErrorCode::InvalidToken),
+        Some(_) => Err(ErrorCode::InvalidToken),
+    };
+    let not_before = number("nbf")?;
+    let expires = number("exp")?;
+    if not_before.is_some_and(|nbf| nbf > now_secs.floor()) {
+        return Err(ErrorCode::InvalidToken);
+    }
+    if expires.is_some_and(|exp| exp <= now_secs) {
+        return Err(ErrorCode::TokenExpired);
+    }
+    if let Some(issuer) = issuer {
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+            return Err(ErrorCode::InvalidToken);
+        }
+    }
+    if let Some(audience) = audience {
+        let matches = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == audience,
+            Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(audience)),
+            _ => false,
+        };
+        if !matches {
+            return Err(ErrorCode::InvalidToken);
+        }
+    }
+    let user = match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+        _ => return Err(ErrorCode::InvalidToken),
+    };
+    // An `exp` past what a clock can hold (a signed token may say anything) never comes: no
+    // expiry timer rather than an overflow.
+    let expires_at = expires.and_then(|secs| {
+        Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|after| UNIX_EPOCH.checked_add(after))
+    });
+    Ok(Identity { user, expires_at })
 }
 
 #[cfg(test)]
@@ -464,5 +510,98 @@ mod tests {
     fn audience_is_ignored_when_not_configured() {
         let token = sign(json!({"sub": "a", "aud": "x"}), b"secret", Algorithm::HS256);
         assert_eq!(verifier(None, None).verify(&token).unwrap().user, "a");
+    }
+
+    fn claims(value: Value) -> serde_json::Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn at(secs: f64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn exp_is_expired_from_its_own_second_on() {
+        let c = claims(json!({"sub": "a", "exp": 1000}));
+        assert!(check_claims(&c, at(999.999), None, None).is_ok());
+        for now in [1000.0, 1000.4, 5000.0] {
+            assert_eq!(
+                check_claims(&c, at(now), None, None),
+                Err(ErrorCode::TokenExpired),
+                "now {now}"
+            );
+        }
+        let fractional = claims(json!({"sub": "a", "exp": 1000.5}));
+        assert!(check_claims(&fractional, at(1000.2), None, None).is_ok());
+        assert_eq!(
+            check_claims(&fractional, at(1000.5), None, None),
+            Err(ErrorCode::TokenExpired)
+        );
+        let negative = claims(json!({"sub": "a", "exp": -5}));
+        assert_eq!(
+            check_claims(&negative, at(1000.0), None, None),
+            Err(ErrorCode::TokenExpired)
+        );
+    }
+
+    #[test]
+    fn nbf_holds_from_its_own_second_on() {
+        let c = claims(json!({"sub": "a", "nbf": 1000}));
+        assert_eq!(
+            check_claims(&c, at(999.9), None, None),
+            Err(ErrorCode::InvalidToken)
+        );
+        assert!(check_claims(&c, at(1000.0), None, None).is_ok());
+    }
+
+    #[test]
+    fn time_claims_that_are_not_numbers_are_invalid() {
+        for bad in [
+            json!({"sub": "a", "nbf": "2000"}),
+            json!({"sub": "a", "nbf": null}),
+            json!({"sub": "a", "exp": "99999999999"}),
+            json!({"sub": "a", "exp": [99999999999u64]}),
+            json!({"sub": "a", "exp": true}),
+        ] {
+            assert_eq!(
+                check_claims(&claims(bad.clone()), at(1000.0), None, None),
+                Err(ErrorCode::InvalidToken),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuer_is_one_string_and_audience_a_string_or_an_array_holding_it() {
+        let check = |c: Value| check_claims(&claims(c), at(1000.0), Some("me"), Some("app"));
+        assert!(check(json!({"sub": "a", "iss": "me", "aud": "app"})).is_ok());
+        assert!(check(json!({"sub": "a", "iss": "me", "aud": ["x", "app"]})).is_ok());
+        for bad in [
+            json!({"sub": "a", "iss": ["me"], "aud": "app"}),
+            json!({"sub": "a", "iss": ["me", "you"], "aud": "app"}),
+            json!({"sub": "a", "iss": "me", "aud": ["x"]}),
+            json!({"sub": "a", "iss": "me", "aud": 5}),
+            json!({"sub": "a", "iss": "me"}),
+            json!({"sub": "a", "aud": "app"}),
+        ] {
+            assert_eq!(check(bad.clone()), Err(ErrorCode::InvalidToken), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_token_expiring_this_second_is_refused_end_to_end() {
+        let v = verifier(None, None);
+        let token = sign(
+            json!({"sub": "a", "exp": now()}),
+            b"secret",
+            Algorithm::HS256,
+        );
+        assert_eq!(v.verify(&token), Err(ErrorCode::TokenExpired));
+        let string_nbf = sign(
+            json!({"sub": "a", "nbf": (now() + 600).to_string()}),
+            b"secret",
+            Algorithm::HS256,
+        );
+        assert_eq!(v.verify(&string_nbf), Err(ErrorCode::InvalidToken));
     }
 }

@@ -109,12 +109,17 @@ async fn not_yet_valid_token_is_invalid_not_expired() {
     let server = TestServer::start(&[]).await;
     let mut watch = Watch::new(server.addr, &token("alice")).await;
     let future = json!({ "sub": "alice", "nbf": now() + 600, "exp": now() + 3600 });
-    watch
-        .refused_token(
-            &sign_hs(&future, SECRET.as_bytes(), Algorithm::HS256),
-            "invalid_token",
-        )
-        .await;
+    // A time claim that is not a number is not a time: the token is invalid, not valid forever.
+    let string_nbf = json!({ "sub": "alice", "nbf": (now() + 600).to_string() });
+    let string_exp = json!({ "sub": "alice", "exp": (now() + 600).to_string() });
+    for claims in [future, string_nbf, string_exp] {
+        watch
+            .refused_token(
+                &sign_hs(&claims, SECRET.as_bytes(), Algorithm::HS256),
+                "invalid_token",
+            )
+            .await;
+    }
     server.stop().await;
 }
 
@@ -129,6 +134,17 @@ async fn expired_token_is_token_expired() {
             "token_expired",
         )
         .await;
+    // An exp that is the current second has passed too (RFC 7519 4.1.4: the current time must be
+    // before it), however early in that second the handshake comes; so has a negative one.
+    for exp in [json!(now()), json!(-5)] {
+        let claims = json!({ "sub": "alice", "exp": exp });
+        watch
+            .refused_token(
+                &sign_hs(&claims, SECRET.as_bytes(), Algorithm::HS256),
+                "token_expired",
+            )
+            .await;
+    }
     // Only an exp in the past is token_expired: expired AND badly signed is invalid_token.
     let expired_bad = sign_hs(&expired, b"wrong-secret", Algorithm::HS256);
     watch.refused_token(&expired_bad, "invalid_token").await;
@@ -148,6 +164,8 @@ async fn issuer_and_audience_must_match_and_be_present_when_configured() {
         json!({ "sub": "alice", "aud": "aud-a", "exp": exp }),
         json!({ "sub": "alice", "iss": "issuer-a", "exp": exp }),
         json!({ "sub": "alice", "exp": exp }),
+        // `iss` is one string (RFC 7519 4.1.1), not a list to pick from.
+        json!({ "sub": "alice", "iss": ["issuer-a"], "aud": "aud-a", "exp": exp }),
     ];
     for claims in cases {
         watch.refused_token(&sign(claims), "invalid_token").await;
