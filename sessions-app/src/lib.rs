@@ -83,9 +83,15 @@ pub fn socketio_config(settings: &Settings) -> socketio::Config {
     let mut config = socketio::Config::default();
     config.engine.ping_interval = Duration::from_millis(settings.ping_interval_ms);
     config.engine.ping_timeout = Duration::from_millis(settings.ping_timeout_ms);
-    if !settings.cors_origins.is_empty() {
+    let origins: Vec<String> = settings
+        .cors_origins
+        .iter()
+        .filter(|origin| !origin.is_empty())
+        .cloned()
+        .collect();
+    if !origins.is_empty() {
         config.engine.cors = Some(Cors {
-            origins: AllowedOrigins::List(settings.cors_origins.clone()),
+            origins: AllowedOrigins::List(origins),
             credentials: true,
             ..Cors::default()
         });
