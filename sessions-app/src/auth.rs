@@ -238,8 +238,11 @@ impl Verifier {
         })
     }
 
-    /// Verifies a token: its signature, then its claims (see [`check_claims`]).
+    /// Verifies a token: its header, its signature, then its claims (see [`check_claims`]).
     pub fn verify(&self, token: &str) -> Result<Identity, ErrorCode> {
+        if has_critical_extensions(token) {
+            return Err(ErrorCode::InvalidToken);
+        }
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
             token,
             &self.key,
@@ -280,6 +283,21 @@ impl Verifier {
             &EncodingKey::from_secret(secret),
         )?)
     }
+}
+
+/// Whether the token's header names extensions that must be understood (`crit`, RFC 7515 4.1.11).
+/// This server understands none, so such a token must be refused; the JWT library ignores `crit`.
+fn has_critical_extensions(token: &str) -> bool {
+    use base64::Engine as _;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    // A header that does not decode fails the library's own checks right after.
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<serde_json::Map<String, Value>>(&json).ok())
+        .is_some_and(|header| header.contains_key("crit"))
 }
 
 /// Checks the claims of a token whose signature holds, at `now`, as RFC 7519 and the Node
@@ -504,6 +522,39 @@ mod tests {
             verifier(None, None).verify(&token),
             Err(ErrorCode::InvalidToken)
         );
+    }
+
+    #[test]
+    fn critical_header_extensions_are_refused() {
+        let v = verifier(None, None);
+        let claims = json!({"sub": "a", "exp": now() + 60});
+        let header = Header::new(Algorithm::HS256);
+        assert!(v
+            .verify(
+                &jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret"))
+                    .unwrap()
+            )
+            .is_ok());
+        // `Header` has no `crit` field: sign a header JSON of our own.
+        let token = {
+            use base64::Engine as _;
+            use jsonwebtoken::crypto::sign;
+            let b64 =
+                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            let message = format!(
+                "{}.{}",
+                b64(&json!({"alg": "HS256", "typ": "JWT", "crit": ["x-ext"], "x-ext": 1})),
+                b64(&claims)
+            );
+            let signature = sign(
+                message.as_bytes(),
+                &EncodingKey::from_secret(b"secret"),
+                Algorithm::HS256,
+            )
+            .unwrap();
+            format!("{message}.{signature}")
+        };
+        assert_eq!(v.verify(&token), Err(ErrorCode::InvalidToken));
     }
 
     #[test]
