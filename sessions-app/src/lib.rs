@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod metrics;
+pub mod origin;
 pub mod registry;
 
 use std::net::SocketAddr;
@@ -91,11 +92,21 @@ pub fn socketio_config(settings: &Settings) -> socketio::Config {
         .collect();
     if !origins.is_empty() {
         config.engine.cors = Some(Cors {
-            origins: AllowedOrigins::List(origins),
+            origins: AllowedOrigins::List(origins.clone()),
             credentials: true,
             ..Cors::default()
         });
     }
+    let trust_proxy = settings.trust_proxy;
+    config.engine.allow_request = Some(Arc::new(move |request, remote| {
+        if origin::websocket_origin_allowed(request, &origins, trust_proxy) {
+            Ok(())
+        } else {
+            tracing::warn!(%remote, origin = ?request.headers.get(header::ORIGIN),
+                "WebSocket handshake from an origin that is neither this server nor a --cors-origin: refused");
+            Err(engineio::Refusal::default())
+        }
+    }));
     config
 }
 

@@ -1,6 +1,6 @@
 //! HTTP beside Socket.IO: `GET /healthz`, the Prometheus families at `/metrics` and their counters
 //! moving, the page at `/`, `--trust-proxy` taking the client IP from `X-Forwarded-For`, and
-//! `--cors-origin`.
+//! `--cors-origin`, also checked on WebSocket handshakes.
 
 mod support;
 
@@ -262,5 +262,46 @@ async fn cors_allows_only_the_configured_origins() {
         Some("https://evil.example")
     );
     assert_ne!(response.header("access-control-allow-origin"), Some("*"));
+    server.stop().await;
+}
+
+/// Opens a WebSocket handshake with this `Origin`; the HTTP status of the answer.
+async fn websocket_status(addr: std::net::SocketAddr, origin: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
+        .into_client_request()
+        .expect("request");
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("origin"));
+    }
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("TCP connect");
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(err) => panic!("WebSocket handshake: {err}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_handshakes_from_foreign_origins_are_refused() {
+    // Browsers do not apply CORS to WebSocket, so the origin is checked at the handshake.
+    let server = TestServer::start(&["--cors-origin", "https://app.example"]).await;
+    let own = format!("http://{}", server.addr);
+    assert_eq!(websocket_status(server.addr, None).await, 101);
+    assert_eq!(websocket_status(server.addr, Some(&own)).await, 101);
+    assert_eq!(
+        websocket_status(server.addr, Some("https://app.example")).await,
+        101
+    );
+    // A refused upgrade is a 400, as the official server answers every refused upgrade.
+    assert_eq!(
+        websocket_status(server.addr, Some("https://evil.example")).await,
+        400
+    );
+    assert_eq!(websocket_status(server.addr, Some("null")).await, 400);
     server.stop().await;
 }

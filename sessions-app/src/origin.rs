@@ -1,0 +1,132 @@
+//! Which browser pages may open a WebSocket to the server.
+//!
+//! Browsers enforce CORS on long-polling (the page cannot read an answer without
+//! `Access-Control-Allow-Origin`), but not on WebSocket: any page can open one to any server. So a
+//! WebSocket handshake that carries an `Origin` must come from the server's own origin or one of the
+//! configured `--cors-origin`s; requests without `Origin` (non-browser clients) are not concerned.
+
+use http::{header, request::Parts};
+
+/// Whether `request` may open a session, given the configured origins.
+///
+/// ```
+/// use sessions_app::origin::websocket_origin_allowed;
+/// let request = http::Request::get("/socket.io/?EIO=4&transport=websocket")
+///     .header("host", "app.example")
+///     .header("origin", "https://app.example")
+///     .body(())
+///     .unwrap();
+/// assert!(websocket_origin_allowed(&request.into_parts().0, &[], false));
+/// ```
+pub fn websocket_origin_allowed(request: &Parts, allowed: &[String], trust_proxy: bool) -> bool {
+    if !is_websocket(request) {
+        return true;
+    }
+    let Some(origin) = request.headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed.iter().any(|allowed| allowed == origin) {
+        return true;
+    }
+    // Behind a proxy that rewrites `Host`, the host the browser asked for is in X-Forwarded-Host.
+    let forwarded_host = trust_proxy
+        .then(|| request.headers.get("x-forwarded-host"))
+        .flatten()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .map(str::trim);
+    let host = forwarded_host.or_else(|| {
+        request
+            .headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+    });
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    matches!((authority, host), (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host))
+}
+
+fn is_websocket(request: &Parts) -> bool {
+    request
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Parts {
+        let mut builder = http::Request::get("/socket.io/?EIO=4&transport=websocket");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    const WS: (&str, &str) = ("upgrade", "websocket");
+
+    #[test]
+    fn same_origin_and_listed_origins_pass() {
+        let none: &[String] = &[];
+        let same = request(&[
+            WS,
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+        ]);
+        assert!(websocket_origin_allowed(&same, none, false));
+        let listed = request(&[
+            WS,
+            ("host", "127.0.0.1:3000"),
+            ("origin", "https://app.test"),
+        ]);
+        assert!(!websocket_origin_allowed(&listed, none, false));
+        assert!(websocket_origin_allowed(
+            &listed,
+            &["https://app.test".to_owned()],
+            false
+        ));
+    }
+
+    #[test]
+    fn other_origins_are_refused_on_websocket_only() {
+        let none: &[String] = &[];
+        let evil = request(&[
+            WS,
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(!websocket_origin_allowed(&evil, none, false));
+        for origin in ["null", "http://127.0.0.1:3001", "ftp://127.0.0.1:3000"] {
+            let r = request(&[WS, ("host", "127.0.0.1:3000"), ("origin", origin)]);
+            assert!(!websocket_origin_allowed(&r, none, false), "{origin}");
+        }
+        // Polling is left to CORS, and clients that send no Origin are not browsers.
+        let polling = request(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(websocket_origin_allowed(&polling, none, false));
+        let node = request(&[WS, ("host", "127.0.0.1:3000")]);
+        assert!(websocket_origin_allowed(&node, none, false));
+    }
+
+    #[test]
+    fn forwarded_host_counts_only_behind_a_trusted_proxy() {
+        let none: &[String] = &[];
+        let proxied = request(&[
+            WS,
+            ("host", "127.0.0.1:3000"),
+            ("x-forwarded-host", "app.example, 10.0.0.1"),
+            ("origin", "https://app.example"),
+        ]);
+        assert!(!websocket_origin_allowed(&proxied, none, false));
+        assert!(websocket_origin_allowed(&proxied, none, true));
+    }
+}
