@@ -230,7 +230,7 @@ impl Client {
     }
 
     /// Registers the socket (back in `rooms` when recovered) and answers its CONNECT.
-    fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket, rooms: Vec<Room>) {
+    fn finish_connect(&self, nsp: Arc<NamespaceInner>, mut socket: Socket, mut rooms: Vec<Room>) {
         // Connected before it is reachable, and registered under the lock the connection's close
         // drains: a close racing this connect either comes first (nothing is registered) or finds
         // the socket and cleans it up.
@@ -240,7 +240,21 @@ impl Client {
             if self.engine.is_closed() {
                 return;
             }
-            crate::socket::write(&nsp.sockets).insert(socket.id().to_owned(), socket.clone());
+            {
+                let mut registered = crate::socket::write(&nsp.sockets);
+                // Two restores of one pid in flight at once both passed `restore_session`'s check;
+                // checked again here, under the lock the insert takes, the later one starts anew.
+                if socket.recovered() && registered.contains_key(socket.id()) {
+                    tracing::debug!(
+                        sid = socket.id(),
+                        "connection state recovery: socket already back"
+                    );
+                    socket = socket.renewed();
+                    socket.mark_connected();
+                    rooms.clear();
+                }
+                registered.insert(socket.id().to_owned(), socket.clone());
+            }
             nsp.adapter.add_all(socket.id(), &[socket.id().to_owned()]);
             if !rooms.is_empty() {
                 nsp.adapter.add_all(socket.id(), &rooms);

@@ -288,3 +288,61 @@ async fn events_emitted_once_the_connection_dropped_reach_the_client_when_it_com
     names.sort_by_key(|name| name.to_string());
     assert_eq!(names, [json!("result"), json!("while-leaving")]);
 }
+
+#[tokio::test]
+async fn two_restores_of_one_pid_at_once_give_one_socket_that_id() {
+    // Middlewares run on recovery here and take a while, so both restores are in flight together:
+    // both find the session kept and its socket not back yet.
+    let server = start_with(recovery_config(false), |io| {
+        let nsp = io.of("/");
+        nsp.use_middleware(|_| async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Ok(())
+        });
+        nsp.on_connection(|socket| async move {
+            if !socket.recovered() {
+                socket.join("news");
+            }
+            socket.emit("welcome", &(socket.recovered(),)).unwrap();
+        });
+    })
+    .await;
+    let mut client = server.client().await;
+    let (sid, pid, _) = join(&mut client, None).await;
+    let welcome = event_args(&client.recv_packet().await);
+    drop(client);
+    wait_gone(&server, &sid).await;
+
+    let auth = json!({ "pid": pid, "offset": offset(&welcome) });
+    let mut first = server.client().await;
+    let mut second = server.client().await;
+    first.send(&connect_packet("/", Some(&auth))).await;
+    second.send(&connect_packet("/", Some(&auth))).await;
+    let a = connect_answer_sid(&mut first).await;
+    let b = connect_answer_sid(&mut second).await;
+    assert_ne!(a, b, "two live sockets share one id");
+    assert!(a == sid || b == sid, "neither got the kept id back");
+    let (recovered, renewed) = if a == sid { (a, b) } else { (b, a) };
+    assert!(server.socket(&recovered).recovered());
+    let renewed = server.socket(&renewed);
+    assert!(!renewed.recovered());
+    // The new one went through the handler as new (it joined `news` there), not in the kept id's
+    // room, which only the recovered socket is in.
+    let mut rooms = renewed.rooms();
+    rooms.sort();
+    let mut expected = vec![renewed.id().to_owned(), "news".to_owned()];
+    expected.sort();
+    assert_eq!(rooms, expected);
+    assert_eq!(server.io.of("/").sockets().len(), 2);
+}
+
+/// The sid in the answer to a CONNECT already sent; the packets before it are skipped.
+async fn connect_answer_sid(client: &mut Client) -> String {
+    loop {
+        let packet = client.recv_packet().await;
+        if let Some(answer) = packet.strip_prefix('0') {
+            let answer: Value = serde_json::from_str(answer).unwrap();
+            return answer["sid"].as_str().unwrap().to_owned();
+        }
+    }
+}
