@@ -6,12 +6,14 @@
 //!   `socket.io-client`: `pingInterval` 2000, connection state recovery on, handshakes answered
 //!   after 10 ms (its `allowRequest`), namespaces `/`, `/foo`, `/timeout_socket`, `/valid`, `/asd`,
 //!   `/abc`, `/no`.
-//! - `--suite engine.io-client` (port 3000): `test/support/server.js` of `engine.io-client`: Engine.IO
-//!   on `/engine.io/`, `pingInterval` 500, `maxHttpBufferSize` 100, `hi` on open, every message
-//!   bounced (`give binary` and `give utf8` answered with fixed messages).
+//! - `--suite engine.io-client` (port 3000): the server of `test/support/hooks.js` of
+//!   `engine.io-client`: Engine.IO on `/engine.io/`, `pingInterval` 500, `maxHttpBufferSize` 100,
+//!   handshakes with a `deny` query parameter refused, four `Set-Cookie` headers on handshakes, `hi`
+//!   on open, every message bounced (`give binary`, `give utf8` and `sendHeaders` answered).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -23,8 +25,10 @@ use socketio::{Binary, ConnectError, Data, Socket, SocketIo};
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Suite {
     /// `socket.io-client`'s `test/support/server.ts`.
+    #[value(name = "socket.io-client")]
     SocketIoClient,
     /// `engine.io-client`'s `test/support/server.js`.
+    #[value(name = "engine.io-client")]
     EngineIoClient,
 }
 
@@ -71,23 +75,62 @@ fn not_found() -> http::Response<engineio::Body> {
     response
 }
 
+/// The headers of the last polling request that carried data, by Engine.IO session id (what the
+/// Node test server reads as `socket.transport.dataReq.headers`).
+type DataRequestHeaders = Arc<Mutex<HashMap<String, http::HeaderMap>>>;
+
 async fn serve_engineio(port: u16) -> std::io::Result<()> {
     let mut config = engineio::Config::default();
     config.path = "/engine.io/".to_owned();
     config.ping_interval = Duration::from_millis(500);
     config.max_http_buffer_size = 100;
-    let engine = EngineIo::new(config, Bounce);
+    config.allow_request = Some(Arc::new(|request, _| {
+        let denied = request
+            .uri
+            .query()
+            .is_some_and(|q| form_pairs(q).any(|(key, _)| key == "deny"));
+        if denied {
+            Err(engineio::Refusal::default())
+        } else {
+            Ok(())
+        }
+    }));
+    config.headers = Some(Arc::new(|_, headers, handshake| {
+        if handshake {
+            for cookie in suite_cookies(SystemTime::now()) {
+                if let Ok(value) = http::HeaderValue::from_str(&cookie) {
+                    headers.append(http::header::SET_COOKIE, value);
+                }
+            }
+        }
+    }));
+    let data_requests = DataRequestHeaders::default();
+    let engine = EngineIo::new(
+        config,
+        Bounce {
+            data_requests: data_requests.clone(),
+        },
+    );
     let listener = listen(port).await?;
     engineio::serve_fn_until(
         listener,
         move |request, remote| {
             let engine = engine.clone();
+            let data_requests = data_requests.clone();
             async move {
-                if engine.handles_path(request.uri().path()) {
-                    engine.handle(request, remote).await
-                } else {
-                    not_found()
+                if !engine.handles_path(request.uri().path()) {
+                    return not_found();
                 }
+                if request.method() == http::Method::POST {
+                    let sid = request.uri().query().and_then(|q| {
+                        form_pairs(q).find_map(|(key, value)| (key == "sid").then_some(value))
+                    });
+                    if let Some(sid) = sid {
+                        let mut requests = data_requests.lock().unwrap_or_else(|e| e.into_inner());
+                        requests.insert(sid, request.headers().clone());
+                    }
+                }
+                engine.handle(request, remote).await
             }
         },
         stop_requested(),
@@ -95,14 +138,64 @@ async fn serve_engineio(port: u16) -> std::io::Result<()> {
     .await
 }
 
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+/// The `Set-Cookie` values the suite's `initial_headers` listener adds, as the `cookie` package
+/// writes them: two kept, one with `Max-Age=0` and one that expires now.
+fn suite_cookies(now: SystemTime) -> [String; 4] {
+    [
+        "1=1; Max-Age=86400".to_owned(),
+        "2=2; Path=/; HttpOnly; Secure; SameSite=Strict".to_owned(),
+        "3=3; Max-Age=0".to_owned(),
+        format!("4=4; Expires={}", httpdate::fmt_http_date(now)),
+    ]
+}
+
 /// Says `hi`, then bounces every message.
-struct Bounce;
-struct BounceConnection(engineio::Socket);
+struct Bounce {
+    data_requests: DataRequestHeaders,
+}
+
+struct BounceConnection {
+    socket: engineio::Socket,
+    data_requests: DataRequestHeaders,
+}
 
 impl Handler for Bounce {
     fn on_connection(&self, socket: engineio::Socket) -> Arc<dyn ConnectionHandler> {
         let _ = socket.send(Message::Text("hi".to_owned()));
-        Arc::new(BounceConnection(socket))
+        Arc::new(BounceConnection {
+            socket,
+            data_requests: self.data_requests.clone(),
+        })
+    }
+}
+
+impl BounceConnection {
+    /// The headers of the polling request that carried the current message, as a JSON object.
+    fn data_request_headers(&self) -> String {
+        let requests = self.data_requests.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(headers) = requests.get(self.socket.id()) else {
+            return "null".to_owned();
+        };
+        let mut object = Map::new();
+        for name in headers.keys() {
+            let values: Vec<&str> = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            // Node joins repeated headers with ", ", and cookies with "; ".
+            let separator = if name == http::header::COOKIE {
+                "; "
+            } else {
+                ", "
+            };
+            object.insert(name.as_str().to_owned(), json!(values.join(separator)));
+        }
+        Value::Object(object).to_string()
     }
 }
 
@@ -115,11 +208,17 @@ impl ConnectionHandler for BounceConnection {
             Message::Text(text) if text == "give utf8" => {
                 Message::Text("пойду спать всем спокойной ночи".to_owned())
             }
+            Message::Text(text) if text == "sendHeaders" => {
+                Message::Text(self.data_request_headers())
+            }
             other => other,
         };
-        let _ = self.0.send(answer);
+        let _ = self.socket.send(answer);
     }
-    fn on_close(&self, _reason: CloseReason) {}
+    fn on_close(&self, _reason: CloseReason) {
+        let mut requests = self.data_requests.lock().unwrap_or_else(|e| e.into_inner());
+        requests.remove(self.socket.id());
+    }
 }
 
 async fn serve_socketio(port: u16) -> std::io::Result<()> {
