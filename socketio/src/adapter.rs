@@ -67,6 +67,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn socket_rooms(&self, sid: &str) -> Vec<Room>;
     /// Sends an encoded packet to the targeted sockets.
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions);
+    /// Sends `packet`, which the caller has already encoded into `frames` (the text frame then one
+    /// binary frame per attachment), to the targeted sockets. The default ignores the frames; an
+    /// adapter that writes to local sockets uses them rather than encode the packet again.
+    fn broadcast_encoded(&self, packet: &Packet, frames: &[Frame], opts: &BroadcastOptions) {
+        let _ = frames;
+        self.broadcast(packet, opts);
+    }
     /// Sends a packet that asks for an acknowledgement and collects the answers until `timeout`.
     fn broadcast_with_ack(
         &self,
@@ -261,7 +268,10 @@ impl Adapter for LocalAdapter {
     }
 
     fn broadcast(&self, packet: &Packet, opts: &BroadcastOptions) {
-        let frames = encode_frames(packet);
+        self.broadcast_encoded(packet, &encode_frames(packet), opts);
+    }
+
+    fn broadcast_encoded(&self, _packet: &Packet, frames: &[Frame], opts: &BroadcastOptions) {
         for connection in self.target_connections(opts) {
             if opts.volatile && !connection.is_writable() {
                 continue;

@@ -109,8 +109,10 @@ impl NamespaceInner {
         match &self.recovery {
             Some(store) if RecoveryStore::keeps(&packet, opts.volatile) => {
                 let mut store = lock(store);
-                store.stamp(&mut packet, &opts.rooms, &opts.except, Instant::now());
-                self.adapter.broadcast(&packet, opts);
+                match store.stamp(&mut packet, &opts.rooms, &opts.except, Instant::now()) {
+                    Some(frames) => self.adapter.broadcast_encoded(&packet, &frames, opts),
+                    None => self.adapter.broadcast(&packet, opts),
+                }
             }
             _ => self.adapter.broadcast(&packet, opts),
         }

@@ -125,16 +125,16 @@ impl RecoveryStore {
     }
 
     /// Appends the packet's offset to its arguments and keeps a copy for the sockets targeted by
-    /// `rooms` (all when empty) and not in `except`.
+    /// `rooms` (all when empty) and not in `except`; the frames it was encoded to, for sending.
     pub(crate) fn stamp(
         &mut self,
         packet: &mut Packet,
         rooms: &[Room],
         except: &[Room],
         now: Instant,
-    ) {
+    ) -> Option<Vec<Frame>> {
         let Some(Value::Array(args)) = packet.data.as_mut() else {
-            return;
+            return None;
         };
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -146,10 +146,11 @@ impl RecoveryStore {
             emitted_at: now,
             rooms: rooms.to_vec(),
             except: except.to_vec(),
-            frames,
+            frames: frames.clone(),
         });
         self.sweep(now);
         self.enforce_bounds();
+        Some(frames)
     }
 
     /// Keeps a socket that left for a transport reason.
