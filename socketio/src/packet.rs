@@ -543,6 +543,34 @@ mod tests {
     }
 
     #[test]
+    fn rejects_what_the_official_parser_rejects() {
+        // The list of the official parser's "throw an error upon parsing error" test.
+        for text in [
+            "442[\"some\",\"data\"",
+            "0/admin,\"invalid\"",
+            "0[]",
+            "1/admin,{}",
+            "2/admin,\"invalid",
+            "2/admin,{}",
+            "2[{\"toString\":\"foo\"}]",
+            "2[true,\"foo\"]",
+            "2[null,\"bar\"]",
+            "2[\"connect\"]",
+            "2[\"disconnect\",\"123\"]",
+        ] {
+            assert_eq!(decode(text), Err(DecodeError::InvalidPayload), "{text}");
+        }
+        for text in ["5", "51", "5a-", "51.23-"] {
+            assert_eq!(
+                decode(text),
+                Err(DecodeError::IllegalAttachments),
+                "{text}"
+            );
+        }
+        assert_eq!(decode("999"), Err(DecodeError::UnknownType));
+    }
+
+    #[test]
     fn floats_round_trip_exactly() {
         // Found by the sio_packet fuzz target: JavaScript parses floats correctly rounded, so must we.
         let p = decode("26[\"q\",5E57,9]").unwrap();
