@@ -561,11 +561,7 @@ mod tests {
             assert_eq!(decode(text), Err(DecodeError::InvalidPayload), "{text}");
         }
         for text in ["5", "51", "5a-", "51.23-"] {
-            assert_eq!(
-                decode(text),
-                Err(DecodeError::IllegalAttachments),
-                "{text}"
-            );
+            assert_eq!(decode(text), Err(DecodeError::IllegalAttachments), "{text}");
         }
         assert_eq!(decode("999"), Err(DecodeError::UnknownType));
     }
