@@ -124,8 +124,8 @@ impl Client {
         };
         let restored = restore_session(&nsp, &auth);
         let handshake = Handshake::new(self.engine.clone(), auth);
-        let (socket, rooms, skip_middlewares) = match restored {
-            Some((restored, skip_middlewares)) => {
+        let (socket, rooms, skip_middlewares, claim) = match restored {
+            Some((restored, skip_middlewares, claim)) => {
                 let PersistedSession {
                     sid,
                     pid,
@@ -140,7 +140,7 @@ impl Client {
                 for frames in restored.missed {
                     let _ = self.engine.send_frames(frames);
                 }
-                (socket, rooms, skip_middlewares)
+                (socket, rooms, skip_middlewares, Some(claim))
             }
             None => {
                 let recovery = match nsp.recovery {
@@ -154,12 +154,13 @@ impl Client {
                     handshake,
                     recovery,
                 );
-                (socket, Vec::new(), false)
+                (socket, Vec::new(), false, None)
             }
         };
         let middlewares = read(&nsp.handlers.middlewares).clone();
         if middlewares.is_empty() || skip_middlewares {
             me.finish_connect(nsp, socket, rooms);
+            drop(claim);
             return;
         }
         let mut verdict = Box::pin({
@@ -180,6 +181,7 @@ impl Client {
         match std::panic::catch_unwind(AssertUnwindSafe(|| verdict.as_mut().poll(&mut noop))) {
             Ok(Poll::Ready(verdict)) => {
                 me.conclude_connect(nsp, socket, rooms, verdict);
+                drop(claim);
                 return;
             }
             Ok(Poll::Pending) => {}
@@ -201,6 +203,7 @@ impl Client {
             let verdict = verdict.await;
             drop(pending);
             me.conclude_connect(nsp, socket, rooms, verdict);
+            drop(claim);
         });
     }
 
@@ -230,7 +233,7 @@ impl Client {
     }
 
     /// Registers the socket (back in `rooms` when recovered) and answers its CONNECT.
-    fn finish_connect(&self, nsp: Arc<NamespaceInner>, mut socket: Socket, mut rooms: Vec<Room>) {
+    fn finish_connect(&self, nsp: Arc<NamespaceInner>, socket: Socket, rooms: Vec<Room>) {
         // Connected before it is reachable, and registered under the lock the connection's close
         // drains: a close racing this connect either comes first (nothing is registered) or finds
         // the socket and cleans it up.
@@ -240,21 +243,7 @@ impl Client {
             if self.engine.is_closed() {
                 return;
             }
-            {
-                let mut registered = crate::socket::write(&nsp.sockets);
-                // Two restores of one pid in flight at once both passed `restore_session`'s check;
-                // checked again here, under the lock the insert takes, the later one starts anew.
-                if socket.recovered() && registered.contains_key(socket.id()) {
-                    tracing::debug!(
-                        sid = socket.id(),
-                        "connection state recovery: socket already back"
-                    );
-                    socket = socket.renewed();
-                    socket.mark_connected();
-                    rooms.clear();
-                }
-                registered.insert(socket.id().to_owned(), socket.clone());
-            }
+            crate::socket::write(&nsp.sockets).insert(socket.id().to_owned(), socket.clone());
             nsp.adapter.add_all(socket.id(), &[socket.id().to_owned()]);
             if !rooms.is_empty() {
                 nsp.adapter.add_all(socket.id(), &rooms);
@@ -307,23 +296,45 @@ impl Client {
 }
 
 /// The kept session a CONNECT asks back (`auth.pid` and `auth.offset`, both strings), with whether
-/// it skips the middlewares; none when recovery is off or the session or offset is unknown.
-fn restore_session(nsp: &NamespaceInner, auth: &Value) -> Option<(RestoredSession, bool)> {
+/// it skips the middlewares and the claim that keeps a second CONNECT from restoring it at the same
+/// time; none when recovery is off, the session or offset is unknown, or the session is being
+/// restored or is back already.
+fn restore_session(
+    nsp: &Arc<NamespaceInner>,
+    auth: &Value,
+) -> Option<(RestoredSession, bool, RestoreClaim)> {
     let store = nsp.recovery.as_ref()?;
     let pid = auth.get("pid")?.as_str()?;
     let offset = auth.get("offset")?.as_str()?;
-    let (restored, skip_middlewares) = {
-        let mut store = lock(store);
-        let restored = store.restore(pid, offset, Instant::now());
-        (restored?, store.settings().skip_middlewares)
-    };
-    // Its socket is back already (the same pid twice at once): this one starts anew rather than
-    // share the id.
+    let mut store = lock(store);
+    let restored = store.restore(pid, offset, Instant::now())?;
+    // Its socket is back already (a half-open connection): this one starts anew rather than share
+    // the id.
     if nsp.socket(&restored.session.sid).is_some() {
         tracing::debug!(sid = %restored.session.sid, "connection state recovery: socket already back");
         return None;
     }
-    Some((restored, skip_middlewares))
+    store.claim(pid);
+    let claim = RestoreClaim {
+        nsp: nsp.clone(),
+        pid: pid.to_owned(),
+    };
+    Some((restored, store.settings().skip_middlewares, claim))
+}
+
+/// A session being restored; dropped once its socket is registered, refused, or its connection
+/// gone (a middleware that panics or never answers included), which lets the pid be restored again.
+struct RestoreClaim {
+    nsp: Arc<NamespaceInner>,
+    pid: String,
+}
+
+impl Drop for RestoreClaim {
+    fn drop(&mut self) {
+        if let Some(store) = &self.nsp.recovery {
+            lock(store).release(&self.pid);
+        }
+    }
 }
 
 impl ConnectionHandler for Client {

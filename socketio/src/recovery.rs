@@ -12,7 +12,7 @@
 //! The store is this process's: with a cluster adapter a client recovers only on the server that
 //! kept its session.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use engineio::Frame;
@@ -92,6 +92,9 @@ pub(crate) struct RecoveryStore {
     /// Encoded bytes of `packets`.
     bytes: usize,
     sessions: HashMap<String, (PersistedSession, Instant)>,
+    /// Sessions being restored: from the restore until the socket is registered or refused, the
+    /// same pid cannot be restored a second time.
+    restoring: HashSet<String>,
     created: Instant,
     /// The last sweep tick run (a multiple of `SWEEP_EVERY` after `created`).
     last_sweep: Instant,
@@ -109,6 +112,7 @@ impl RecoveryStore {
             packets: VecDeque::new(),
             bytes: 0,
             sessions: HashMap::new(),
+            restoring: HashSet::new(),
             created: now,
             last_sweep: now,
         }
@@ -179,6 +183,9 @@ impl RecoveryStore {
         now: Instant,
     ) -> Option<RestoredSession> {
         self.sweep(now);
+        if self.restoring.contains(pid) {
+            return None;
+        }
         let (_, left_at) = self.sessions.get(pid)?;
         if now.saturating_duration_since(*left_at) > self.settings.max_disconnection_duration {
             // Expired though not swept yet.
@@ -196,6 +203,17 @@ impl RecoveryStore {
             .map(|stored| stored.frames.clone())
             .collect();
         Some(RestoredSession { session, missed })
+    }
+
+    /// Marks `pid` as being restored: [`restore`](Self::restore) refuses it until
+    /// [`release`](Self::release).
+    pub(crate) fn claim(&mut self, pid: &str) {
+        self.restoring.insert(pid.to_owned());
+    }
+
+    /// Ends the restore of `pid`, whether its socket was registered or refused.
+    pub(crate) fn release(&mut self, pid: &str) {
+        self.restoring.remove(pid);
     }
 
     /// Where the packet of `offset` sits, if it is still kept.
@@ -345,6 +363,19 @@ mod tests {
         // Kept until it expires, as in the official server.
         let again = store.restore("pid1", "2", now).unwrap();
         assert_eq!(names(&again.missed), [json!("lobby")]);
+    }
+
+    #[test]
+    fn a_session_being_restored_cannot_be_restored_again_until_released() {
+        let now = Instant::now();
+        let mut store = RecoveryStore::new(ConnectionStateRecovery::default(), now);
+        store.stamp(&mut event("a"), &[], &[], now);
+        store.persist(session("sid1", "pid1", &["sid1"]), now);
+        assert!(store.restore("pid1", "0", now).is_some());
+        store.claim("pid1");
+        assert!(store.restore("pid1", "0", now).is_none());
+        store.release("pid1");
+        assert!(store.restore("pid1", "0", now).is_some());
     }
 
     #[test]

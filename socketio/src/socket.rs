@@ -209,18 +209,6 @@ impl Socket {
         }
     }
 
-    /// A new socket in place of this restored one, whose id turned out to be taken: a fresh id and
-    /// pid, the same handshake, nothing of the kept session.
-    pub(crate) fn renewed(&self) -> Socket {
-        Socket::new(
-            engineio::generate_id(),
-            self.inner.nsp.clone(),
-            self.inner.client.clone(),
-            self.inner.handshake.clone(),
-            Recovery::New(engineio::generate_id()),
-        )
-    }
-
     /// The socket id (also the name of its own room). Never the Engine.IO session id.
     pub fn id(&self) -> &str {
         &self.inner.id
