@@ -9,7 +9,9 @@ use crate::cookie::SessionCookie;
 use crate::cors::Cors;
 use crate::session::Timings;
 
-/// A request refused by the [`Config::allow_request`] hook; the client gets `403` with code 4.
+/// A request refused by the [`Config::allow_request`] hook: a polling handshake gets `403` with
+/// `{"code":4,"message":…}`, a WebSocket handshake a plain `400` (as the official server answers
+/// every refused upgrade).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Refusal {
     /// The message of the JSON error body; `"Forbidden"` when `None`.

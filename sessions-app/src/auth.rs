@@ -269,7 +269,7 @@ impl Verifier {
         let mut claims = serde_json::json!({
             "sub": sub,
             "iat": now,
-            "exp": now + ttl.as_secs(),
+            "exp": now.saturating_add(ttl.as_secs()),
         });
         if let Some(iss) = &self.issuer {
             claims["iss"] = Value::String(iss.clone());
@@ -300,8 +300,9 @@ fn has_critical_extensions(token: &str) -> bool {
         .is_some_and(|header| header.contains_key("crit"))
 }
 
-/// Checks the claims of a token whose signature holds, at `now`, as RFC 7519 and the Node
-/// `jsonwebtoken` package read them:
+/// Checks the claims of a token whose signature holds, at `now`, as RFC 7519 reads them (the
+/// Node `jsonwebtoken` package gives the same answers, except that it compares a fractional `exp`
+/// with the current second only, and lets a token live until that second ends):
 /// - `nbf` and `exp`, when present, must be numbers; `nbf` must not be after the current second;
 /// - `exp` must be after `now` (a token whose `exp` is this very second is expired, since
 ///   RFC 7519 4.1.4 wants the current time *before* it): [`ErrorCode::TokenExpired`];

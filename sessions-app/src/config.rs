@@ -72,7 +72,8 @@ pub struct Settings {
         global = true
     )]
     pub max_sessions_per_user: usize,
-    /// Take the client IP from the first `X-Forwarded-For` entry.
+    /// Take the client IP from the first `X-Forwarded-For` entry, and the host a browser asked
+    /// for (to tell same-origin WebSocket handshakes) from the first `X-Forwarded-Host` entry.
     #[arg(long, env = "TRUST_PROXY", global = true, action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub trust_proxy: bool,
@@ -99,19 +100,22 @@ pub struct Settings {
 /// A value that must say something: an empty `JWT_ISSUER=` is a mistake to report, not an issuer
 /// that only tokens with `"iss": ""` would match.
 fn non_empty(value: &str) -> Result<String, &'static str> {
-    if value.is_empty() {
+    if value.trim().is_empty() {
         Err("must not be empty")
     } else {
         Ok(value.to_owned())
     }
 }
 
-/// A browser origin as the `Origin` header spells it: surrounding spaces (`a, b` in
-/// `CORS_ORIGINS`) and a trailing slash are dropped. An empty entry (`a,,b`, a trailing comma) is
+/// A browser origin as the `Origin` header spells it: in lower case, surrounding spaces (`a, b` in
+/// `CORS_ORIGINS`) and a trailing slash dropped. An empty entry (`a,,b`, a trailing comma) is
 /// kept empty here and skipped where the list is used.
 fn origin(value: &str) -> Result<String, std::convert::Infallible> {
     let origin = value.trim();
-    Ok(origin.strip_suffix('/').unwrap_or(origin).to_owned())
+    Ok(origin
+        .strip_suffix('/')
+        .unwrap_or(origin)
+        .to_ascii_lowercase())
 }
 
 /// A token lifetime: a token valid for less than a second would be expired when it arrives.
@@ -133,7 +137,7 @@ mod tests {
 
     #[test]
     fn origins_are_trimmed() {
-        let cli = parse(&["--cors-origin", "http://a.test, http://b.test/ ,"]).unwrap();
+        let cli = parse(&["--cors-origin", "http://a.test, HTTP://B.test/ ,"]).unwrap();
         assert_eq!(
             cli.settings.cors_origins,
             ["http://a.test", "http://b.test", ""]

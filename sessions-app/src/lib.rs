@@ -91,8 +91,14 @@ pub fn socketio_config(settings: &Settings) -> socketio::Config {
         .cloned()
         .collect();
     if !origins.is_empty() {
+        // `*` lets every origin in; with credentials, CORS then echoes the origin back.
+        let allowed = if origins.iter().any(|origin| origin == "*") {
+            AllowedOrigins::Mirror
+        } else {
+            AllowedOrigins::List(origins.clone())
+        };
         config.engine.cors = Some(Cors {
-            origins: AllowedOrigins::List(origins.clone()),
+            origins: allowed,
             credentials: true,
             ..Cors::default()
         });
@@ -102,7 +108,8 @@ pub fn socketio_config(settings: &Settings) -> socketio::Config {
         if origin::websocket_origin_allowed(request, &origins, trust_proxy) {
             Ok(())
         } else {
-            tracing::warn!(%remote, origin = ?request.headers.get(header::ORIGIN),
+            // Debug, as the engine's other refusals: a hostile page could flood a warning.
+            tracing::debug!(%remote, origin = ?request.headers.get(header::ORIGIN),
                 "WebSocket handshake from an origin that is neither this server nor a --cors-origin: refused");
             Err(engineio::Refusal::default())
         }

@@ -4,10 +4,15 @@
 //! `Access-Control-Allow-Origin`), but not on WebSocket: any page can open one to any server. So a
 //! WebSocket handshake that carries an `Origin` must come from the server's own origin or one of the
 //! configured `--cors-origin`s; requests without `Origin` (non-browser clients) are not concerned.
+//! Only handshakes are checked: upgrading a polling session needs its id, which a foreign page
+//! cannot read (CORS keeps the handshake answer from it).
+//!
+//! Behind a reverse proxy that rewrites `Host` (nginx does by default) and does not send
+//! `X-Forwarded-Host`, list the public origin with `--cors-origin` or forward the host.
 
 use http::{header, request::Parts};
 
-/// Whether `request` may open a session, given the configured origins.
+/// Whether `request` may open a session, given the configured origins (`*` lets every one in).
 ///
 /// ```
 /// use sessions_app::origin::websocket_origin_allowed;
@@ -28,7 +33,10 @@ pub fn websocket_origin_allowed(request: &Parts, allowed: &[String], trust_proxy
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    if allowed.iter().any(|allowed| allowed == origin) {
+    if allowed
+        .iter()
+        .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     // Behind a proxy that rewrites `Host`, the host the browser asked for is in X-Forwarded-Host.
@@ -37,17 +45,23 @@ pub fn websocket_origin_allowed(request: &Parts, allowed: &[String], trust_proxy
         .flatten()
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(',').next())
-        .map(str::trim);
+        .map(str::trim)
+        .filter(|host| !host.is_empty());
     let host = forwarded_host.or_else(|| {
         request
             .headers
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
     });
-    let authority = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    matches!((authority, host), (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host))
+    let (authority, default_port) = match origin.split_once("://") {
+        Some((scheme, authority)) if scheme.eq_ignore_ascii_case("https") => (authority, ":443"),
+        Some((scheme, authority)) if scheme.eq_ignore_ascii_case("http") => (authority, ":80"),
+        _ => return false,
+    };
+    // Browsers leave the default port out of `Origin`; a proxy may write it in `Host`.
+    matches!(host, Some(host) if authority.eq_ignore_ascii_case(
+        host.strip_suffix(default_port).unwrap_or(host)
+    ))
 }
 
 fn is_websocket(request: &Parts) -> bool {
@@ -118,6 +132,33 @@ mod tests {
     }
 
     #[test]
+    fn hosts_compare_as_browsers_write_origins() {
+        let none: &[String] = &[];
+        for (host, origin) in [
+            ("[::1]:3000", "http://[::1]:3000"),
+            ("App.Example", "https://app.example"),
+            ("app.example:443", "https://app.example"),
+            ("app.example:80", "http://app.example"),
+        ] {
+            let r = request(&[WS, ("host", host), ("origin", origin)]);
+            assert!(websocket_origin_allowed(&r, none, false), "{host} {origin}");
+        }
+        let wrong_port = request(&[
+            WS,
+            ("host", "app.example:80"),
+            ("origin", "https://app.example"),
+        ]);
+        assert!(!websocket_origin_allowed(&wrong_port, none, false));
+        let listed = request(&[WS, ("host", "127.0.0.1"), ("origin", "https://app.example")]);
+        assert!(websocket_origin_allowed(
+            &listed,
+            &["https://App.Example".to_owned()],
+            false
+        ));
+        assert!(websocket_origin_allowed(&listed, &["*".to_owned()], false));
+    }
+
+    #[test]
     fn forwarded_host_counts_only_behind_a_trusted_proxy() {
         let none: &[String] = &[];
         let proxied = request(&[
@@ -128,5 +169,13 @@ mod tests {
         ]);
         assert!(!websocket_origin_allowed(&proxied, none, false));
         assert!(websocket_origin_allowed(&proxied, none, true));
+        // An empty forwarded host falls back to `Host`.
+        let empty = request(&[
+            WS,
+            ("host", "app.example"),
+            ("x-forwarded-host", " , x"),
+            ("origin", "https://app.example"),
+        ]);
+        assert!(websocket_origin_allowed(&empty, none, true));
     }
 }

@@ -305,3 +305,22 @@ async fn websocket_handshakes_from_foreign_origins_are_refused() {
     assert_eq!(websocket_status(server.addr, Some("null")).await, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_star_origin_lets_every_origin_in() {
+    let server = TestServer::start(&["--cors-origin", "*"]).await;
+    let origin = "https://anywhere.example";
+    let response = http(
+        server.addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[("Origin", origin)],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    // Credentials are allowed, so the origin is echoed rather than `*`.
+    assert_eq!(response.header("access-control-allow-origin"), Some(origin));
+    assert_eq!(websocket_status(server.addr, Some(origin)).await, 101);
+    server.stop().await;
+}

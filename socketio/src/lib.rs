@@ -43,6 +43,8 @@ mod socket;
 
 pub use adapter::{AckResponses, Adapter, BroadcastOptions, LocalAdapter, Room};
 pub use data::{Binary, Data};
+/// The frames [`Adapter::broadcast_encoded`] hands over (an Engine.IO message, text or binary).
+pub use engineio::Frame;
 pub use handshake::Handshake;
 pub use namespace::{ConnectError, DynamicNamespace, Namespace, NamespaceInner};
 pub use operators::BroadcastOperator;
