@@ -396,13 +396,7 @@ fn other_namespaces(io: &SocketIo) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    conformance::init_tracing();
     let args = Args::parse();
     let engine = EngineIo::new(engine_config(&args, "/engine.io/"), Echo);
     let mut config = socketio::Config::default();
@@ -437,7 +431,7 @@ async fn main() -> std::io::Result<()> {
                 }
             }
         },
-        stop_requested(),
+        conformance::stop_requested(),
     )
     .await?;
     // As the reference server: close every session, give the close packets a moment, exit 0.
@@ -445,19 +439,4 @@ async fn main() -> std::io::Result<()> {
     stop_engine.shutdown();
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn stop_requested() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

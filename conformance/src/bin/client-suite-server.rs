@@ -49,13 +49,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    conformance::init_tracing();
     let args = Args::parse();
     match args.suite {
         Suite::SocketIoClient => serve_socketio(args.port.unwrap_or(3210)).await,
@@ -133,7 +127,7 @@ async fn serve_engineio(port: u16) -> std::io::Result<()> {
                 engine.handle(request, remote).await
             }
         },
-        stop_requested(),
+        conformance::stop_requested(),
     )
     .await
 }
@@ -249,7 +243,7 @@ async fn serve_socketio(port: u16) -> std::io::Result<()> {
                 io.handle(request, remote).await
             }
         },
-        stop_requested(),
+        conformance::stop_requested(),
     )
     .await?;
     stop_io.shutdown();
@@ -458,19 +452,29 @@ fn truthy(value: &Value) -> bool {
     }
 }
 
-/// `socket.handshake` as the Node server serializes it.
-fn handshake_json(socket: &Socket) -> Value {
-    let handshake = socket.handshake();
-    let mut headers = Map::new();
-    for name in handshake.headers().keys() {
-        let values: Vec<&str> = handshake
-            .headers()
+/// Request headers as Node's `IncomingMessage.headers` holds them: lower-case names, repeated
+/// headers joined with `, ` (cookies with `; `).
+fn headers_json(headers: &http::HeaderMap) -> Value {
+    let mut object = Map::new();
+    for name in headers.keys() {
+        let values: Vec<&str> = headers
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
-        headers.insert(name.as_str().to_owned(), json!(values.join(", ")));
+        let separator = if name == http::header::COOKIE {
+            "; "
+        } else {
+            ", "
+        };
+        object.insert(name.as_str().to_owned(), json!(values.join(separator)));
     }
+    Value::Object(object)
+}
+
+/// `socket.handshake` as the Node server serializes it.
+fn handshake_json(socket: &Socket) -> Value {
+    let handshake = socket.handshake();
     // Node builds the query object from URLSearchParams: the last of repeated keys wins.
     let mut query = Map::new();
     for (key, value) in handshake.query_pairs() {
@@ -482,7 +486,7 @@ fn handshake_json(socket: &Socket) -> Value {
         .unwrap_or_default()
         .as_millis() as u64;
     json!({
-        "headers": headers,
+        "headers": headers_json(handshake.headers()),
         "time": js_date_string(handshake.time),
         "address": handshake.address().ip().to_string(),
         "xdomain": handshake.xdomain(),
@@ -521,21 +525,6 @@ fn js_date_string(time: SystemTime) -> String {
         field(0..4),
         field(11..19),
     )
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn stop_requested() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]
