@@ -25,3 +25,11 @@ pub async fn stop_requested() {
         }
     }
 }
+
+/// Listens on 127.0.0.1:`port` (0: any free port) and prints `listening on PORT`, the line test
+/// drivers wait for.
+pub async fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on {}", listener.local_addr()?.port());
+    Ok(listener)
+}

@@ -411,8 +411,7 @@ async fn main() -> std::io::Result<()> {
     main_namespace(&io);
     other_namespaces(&io);
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
-    println!("listening on {}", listener.local_addr()?.port());
+    let listener = conformance::listen(args.port).await?;
     let (stop_engine, stop_io) = (engine.clone(), io.clone());
     engineio::serve_fn_until(
         listener,

@@ -57,12 +57,6 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on {}", listener.local_addr()?.port());
-    Ok(listener)
-}
-
 fn not_found() -> http::Response<engineio::Body> {
     let mut response = http::Response::new(engineio::Body::default());
     *response.status_mut() = http::StatusCode::NOT_FOUND;
@@ -105,7 +99,7 @@ async fn serve_engineio(port: u16) -> std::io::Result<()> {
             data_requests: data_requests.clone(),
         },
     );
-    let listener = listen(port).await?;
+    let listener = conformance::listen(port).await?;
     engineio::serve_fn_until(
         listener,
         move |request, remote| {
@@ -221,7 +215,7 @@ async fn serve_socketio(port: u16) -> std::io::Result<()> {
     config.connection_state_recovery = Some(socketio::ConnectionStateRecovery::default());
     let io = SocketIo::new(config);
     register_namespaces(&io);
-    let listener = listen(port).await?;
+    let listener = conformance::listen(port).await?;
     let stop_io = io.clone();
     engineio::serve_fn_until(
         listener,
