@@ -6,6 +6,7 @@
 //!
 //! - [`packet`]: one packet ↔ its text or binary form;
 //! - [`payload`]: several packets in one long-polling body;
+//! - [`jsonp`]: the JSONP form of long-polling answers and POST bodies;
 //! - [`session`]: the protocol state of a session (heartbeat, upgrade, close) with no I/O: packets and
 //!   instants in, actions out;
 //! - the server ([`EngineIo`]): a thin tokio/hyper shell that routes requests, runs the transports and
@@ -48,6 +49,7 @@ mod config;
 mod cookie;
 mod cors;
 mod handler;
+pub mod jsonp;
 pub mod packet;
 pub mod payload;
 mod polling;

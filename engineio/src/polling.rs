@@ -1,5 +1,6 @@
 //! HTTP long-polling: a GET waits for data, a POST carries data.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use hyper::body::Incoming;
 
 use crate::compression::{ContentCoding, HttpCompression};
 use crate::handler::Message;
+use crate::jsonp;
 use crate::packet::Packet;
 use crate::payload;
 use crate::server::{plain_response, Body};
@@ -26,6 +28,11 @@ pub(crate) async fn get(
 ) -> Response<Body> {
     let Ok(body) = poll_body(shared).await else {
         return plain_response(StatusCode::BAD_REQUEST, "");
+    };
+    // A JSONP session's answer is a script; it is compressed as such.
+    let body = match &shared.jsonp {
+        Some(index) => jsonp::wrap(index, &String::from_utf8_lossy(&body)),
+        None => body,
     };
     // Most answers are short: the request's Accept-Encoding is only read for a long one.
     let coding = compression
@@ -246,8 +253,15 @@ async fn read_post(
             return plain_response(StatusCode::BAD_REQUEST, "");
         }
     };
-    // The official server reads the body as UTF-8 with replacement characters; so do we.
-    let text = String::from_utf8_lossy(&bytes);
+    // The official server reads the body as UTF-8 with replacement characters; so do we. A JSONP
+    // session posts a form: its `d` field is the payload, and without one there is no data.
+    let text = match &shared.jsonp {
+        None => String::from_utf8_lossy(&bytes),
+        Some(_) => match jsonp::posted_payload(&bytes) {
+            Some(payload) => Cow::Owned(payload),
+            None => return ok_response(),
+        },
+    };
     for record in text.split(payload::SEPARATOR as char) {
         let wire_len = record.len();
         let packet = match payload::decode_record(record) {
@@ -262,6 +276,12 @@ async fn read_post(
             break;
         }
     }
+    ok_response()
+}
+
+/// The answer to a POST that was read: `ok`, as `text/html` (the official server's choice, so that
+/// old browsers do not offer it as a download).
+fn ok_response() -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -33,7 +33,7 @@ use crate::session::{CloseReason, SessionState, TransportKind};
 use crate::socket::{Shared, Socket};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::websocket::WsConn;
-use crate::{polling, sid, websocket};
+use crate::{jsonp, polling, sid, websocket};
 
 /// The body type of every response the server makes.
 pub type Body = Full<Bytes>;
@@ -186,6 +186,8 @@ struct Query<'a> {
     /// Set (non-empty) by a client that cannot take binary frames: the official client's
     /// `forceBase64`.
     b64: Option<Cow<'a, str>>,
+    /// Set (even empty) by a JSONP polling client: its callback index.
+    j: Option<Cow<'a, str>>,
 }
 
 impl<'a> Query<'a> {
@@ -197,6 +199,7 @@ impl<'a> Query<'a> {
             transport: None,
             sid: None,
             b64: None,
+            j: None,
         };
         for segment in uri.query().unwrap_or("").split('&') {
             if segment.is_empty() {
@@ -216,6 +219,7 @@ impl<'a> Query<'a> {
                 "transport" => &mut query.transport,
                 "sid" => &mut query.sid,
                 "b64" => &mut query.b64,
+                "j" => &mut query.j,
                 _ => continue,
             };
             // The last of a repeated parameter wins, as in the official server.
@@ -443,7 +447,13 @@ impl EngineIo {
         match transport {
             TransportKind::Polling if upgrade => self.accept_and_close(parts),
             TransportKind::Polling => {
-                let (session, open) = self.open_session(info, TransportKind::Polling);
+                // A `j` parameter (even empty) asks for JSONP, as in the official server.
+                let jsonp = query.j.as_deref().map(jsonp::callback_index);
+                let (session, open) = self.open_session(info, TransportKind::Polling, jsonp);
+                let open = match &session.jsonp {
+                    Some(index) => jsonp::wrap(index, &String::from_utf8_lossy(&open)),
+                    None => open,
+                };
                 let mut response = Response::new(Full::new(open));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -458,7 +468,7 @@ impl EngineIo {
                     Ok(response) => response,
                     Err(refusal) => return refusal.response(),
                 };
-                let (session, open) = self.open_session(info, TransportKind::WebSocket);
+                let (session, open) = self.open_session(info, TransportKind::WebSocket, None);
                 session.lock().queue.push_back(Frame::Text(open));
                 let mut response = response;
                 self.set_cookie(&mut response, &session.id);
@@ -595,7 +605,13 @@ impl EngineIo {
     }
 
     /// Creates a session and its open packet.
-    fn open_session(&self, info: RequestInfo, transport: TransportKind) -> (Arc<Shared>, Bytes) {
+    /// `jsonp`: the callback index of a JSONP polling session.
+    fn open_session(
+        &self,
+        info: RequestInfo,
+        transport: TransportKind,
+        jsonp: Option<Box<str>>,
+    ) -> (Arc<Shared>, Bytes) {
         let config = &self.shared.config;
         let id: Arc<str> = sid::generate().into();
         let upgrades: &[&str] = if transport == TransportKind::Polling
@@ -622,6 +638,7 @@ impl EngineIo {
             Arc::downgrade(&self.shared),
             self.shared.stats.clone(),
             config.max_buffered_bytes,
+            jsonp,
         ));
         self.shared
             .sessions

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) server: Weak<ServerShared>,
     pub(crate) stats: Arc<Stats>,
     max_buffered_bytes: usize,
+    /// The callback index of a JSONP polling session (its handshake had `j`), else `None`.
+    pub(crate) jsonp: Option<Box<str>>,
 }
 
 pub(crate) struct Core {
@@ -174,8 +176,10 @@ impl Shared {
         server: Weak<ServerShared>,
         stats: Arc<Stats>,
         max_buffered_bytes: usize,
+        jsonp: Option<Box<str>>,
     ) -> Self {
         Shared {
+            jsonp,
             id,
             request,
             core: Mutex::new(Core {

@@ -38,14 +38,7 @@ async fn messages_before_a_close_packet_are_delivered_and_after_it_not() {
     let (sid, _) = server.handshake().await;
     server.post(&polling(&sid), "4before\x1e1\x1e4after").await;
     server.wait_close(&sid, WAIT).await;
-    let messages: Vec<_> = server
-        .record
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = server.messages();
     assert_eq!(messages, [engineio::Message::Text("before".into())]);
 }
 

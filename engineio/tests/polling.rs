@@ -69,14 +69,7 @@ async fn binary_is_echoed_as_base64() {
     // [1, 2, 3] then [0xff, 0, 0x80, 0x7f]
     let response = server.post(&polling(&sid), "bAQID\x1eb/wCAfw==").await;
     assert_eq!(response.text(), "ok");
-    let messages: Vec<Message> = server
-        .record
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = server.messages();
     assert_eq!(
         messages,
         [
@@ -223,14 +216,7 @@ async fn packets_before_a_bad_record_are_delivered_and_the_rest_is_not() {
         .post(&polling(&sid), "4first\x1e9not a packet type\x1e4never")
         .await;
     server.wait_close(&sid, WAIT).await;
-    let messages: Vec<Message> = server
-        .record
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = server.messages();
     assert_eq!(messages, [Message::Text("first".into())]);
 }
 

@@ -52,14 +52,7 @@ async fn binary_is_echoed_as_binary_frames() {
     // A binary frame is raw bytes: no type digit, no base64.
     send_binary(&mut ws, b"4abc").await;
     assert_eq!(recv_binary(&mut ws).await, b"4abc");
-    let messages: Vec<Message> = server
-        .record
-        .messages
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = server.messages();
     assert_eq!(
         messages,
         [

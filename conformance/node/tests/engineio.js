@@ -2,6 +2,7 @@
 // Plain Engine.IO on /engine.io/ (echo server), driven by engine.io-client and
 // by raw HTTP / WebSocket requests where the client library hides the wire.
 
+const vm = require("node:vm");
 const WebSocket = require("ws");
 const { assert, Queue, describe, sleep, once, withTimeout } = require("../lib/util");
 const { variants, ALL, PURE, PING_INTERVAL, PING_TIMEOUT, MAX_PAYLOAD } = require("../lib/defs");
@@ -212,6 +213,58 @@ tests.push({
     // the pending poll is answered with a CLOSE packet
     assert.deepEqual(get, { status: 200, body: "1" });
     const after = await fetch(`${base}&sid=${sid}`);
+    assert.equal(after.status, 400);
+    assert.deepEqual(await after.json(), { code: 1, message: "Session ID unknown" });
+  },
+});
+
+// JSONP polling: what a `<script src=...>` of an old browser gets; run here as a browser runs it.
+function runJsonp(script, index) {
+  const calls = [];
+  const ___eio = [];
+  ___eio[index] = (data) => calls.push(data);
+  vm.runInNewContext(script, { ___eio });
+  assert.equal(calls.length, 1, `one call of ___eio[${index}] in ${JSON.stringify(script)}`);
+  return calls[0];
+}
+
+tests.push({
+  name: "eio raw: JSONP polling (j) answers ___eio[j](...) scripts and reads POSTs from the form field d",
+  async run(t) {
+    const base = `${t.url}/engine.io/?EIO=4&transport=polling`;
+    // only the digits of j name the callback
+    const open = await fetch(`${base}&j=a4`);
+    assert.equal(open.status, 200);
+    assert.equal(open.headers.get("content-type"), "text/plain; charset=UTF-8");
+    const openScript = await open.text();
+    assert.ok(openScript.startsWith("___eio[4]("), openScript);
+    const handshake = runJsonp(openScript, 4);
+    assert.equal(handshake[0], "0");
+    const sid = JSON.parse(handshake.slice(1)).sid;
+    const url = `${base}&sid=${sid}`;
+    const form = { "content-type": "application/x-www-form-urlencoded" };
+
+    // `\n` stands for a newline, `\\n` for a backslash and n; + is a space; U+2028 passes through
+    const sent = "d=" + encodeURIComponent("4a\u2028b\\nc\\\\nd") + "+e%1E4two";
+    const post = await fetch(url, { method: "POST", headers: form, body: sent });
+    assert.equal(post.status, 200);
+    assert.equal(await post.text(), "ok");
+    const echoed = await fetch(url);
+    assert.equal(echoed.headers.get("content-type"), "text/plain; charset=UTF-8");
+    const echoScript = await echoed.text();
+    t.note(`echo: ${JSON.stringify(echoScript)}`);
+    assert.ok(!/[\u2028\u2029]/.test(echoScript), "line separators are escaped in the script");
+    assert.equal(runJsonp(echoScript, 4), "4a\u2028b\nc\\nd e\u001e4two");
+
+    // a body without d carries no data: the next answer is the server's ping
+    const empty = await fetch(url, { method: "POST", headers: form, body: "x=4nothing" });
+    assert.equal(await empty.text(), "ok");
+    assert.equal(runJsonp(await (await fetch(url)).text(), 4), "2");
+
+    // d=1 closes the session
+    const close = await fetch(url, { method: "POST", headers: form, body: "d=1" });
+    assert.equal(await close.text(), "ok");
+    const after = await fetch(url);
     assert.equal(after.status, 400);
     assert.deepEqual(await after.json(), { code: 1, message: "Session ID unknown" });
   },

@@ -166,6 +166,15 @@ impl TestServer {
         http(self.addr, method, &self.target(query), headers, body).await
     }
 
+    /// Every message the echo application received so far, in order, of any session.
+    pub fn messages(&self) -> Vec<Message> {
+        let messages = self.record.messages.lock().unwrap();
+        messages
+            .iter()
+            .map(|(_, message)| message.clone())
+            .collect()
+    }
+
     /// A polling handshake: the session id and the open packet's JSON.
     pub async fn handshake(&self) -> (String, Value) {
         let response = self.get(POLLING_HANDSHAKE).await;
