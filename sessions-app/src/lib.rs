@@ -105,14 +105,17 @@ pub fn socketio_config(settings: &Settings) -> socketio::Config {
     }
     let trust_proxy = settings.trust_proxy;
     config.engine.allow_request = Some(Arc::new(move |request, remote| {
-        if origin::websocket_origin_allowed(request, &origins, trust_proxy) {
-            Ok(())
-        } else {
-            // Debug, as the engine's other refusals: a hostile page could flood a warning.
+        // Refusals are logged at debug, as the engine's own: a hostile page could flood a warning.
+        if !origin::websocket_origin_allowed(request, &origins, trust_proxy) {
             tracing::debug!(%remote, origin = ?request.headers.get(header::ORIGIN),
                 "WebSocket handshake from an origin that is neither this server nor a --cors-origin: refused");
-            Err(engineio::Refusal::default())
+            return Err(engineio::Refusal::default());
         }
+        if !origin::jsonp_allowed(request, &origins) {
+            tracing::debug!(%remote, "JSONP handshake without --cors-origin '*': refused");
+            return Err(engineio::Refusal::default());
+        }
+        Ok(())
     }));
     config
 }

@@ -1,4 +1,4 @@
-//! Which browser pages may open a WebSocket to the server.
+//! Which browser pages may open a WebSocket (or a JSONP session) to the server.
 //!
 //! Browsers enforce CORS on long-polling (the page cannot read an answer without
 //! `Access-Control-Allow-Origin`), but not on WebSocket: any page can open one to any server. So a
@@ -6,6 +6,10 @@
 //! configured `--cors-origin`s; requests without `Origin` (non-browser clients) are not concerned.
 //! Only handshakes are checked: upgrading a polling session needs its id, which a foreign page
 //! cannot read (CORS keeps the handshake answer from it).
+//!
+//! JSONP long-polling (a `j` parameter) escapes CORS as well: its answers are scripts, which any
+//! page may load, and a `<script>` request names no origin. So JSONP handshakes are refused unless
+//! every origin is allowed (`*`).
 //!
 //! Behind a reverse proxy that rewrites `Host` (nginx does by default) and does not send
 //! `X-Forwarded-Host`, list the public origin with `--cors-origin` or forward the host.
@@ -62,6 +66,22 @@ pub fn websocket_origin_allowed(request: &Parts, allowed: &[String], trust_proxy
     matches!(host, Some(host) if authority.eq_ignore_ascii_case(
         host.strip_suffix(default_port).unwrap_or(host)
     ))
+}
+
+/// Whether `request` may open a session as far as JSONP is concerned: a handshake that asks for
+/// JSONP (a `j` query parameter) only when every origin is allowed (`*`).
+///
+/// ```
+/// use sessions_app::origin::jsonp_allowed;
+/// let jsonp = http::Request::get("/socket.io/?EIO=4&transport=polling&j=0").body(()).unwrap();
+/// assert!(!jsonp_allowed(&jsonp.into_parts().0, &[]));
+/// let plain = http::Request::get("/socket.io/?EIO=4&transport=polling").body(()).unwrap();
+/// assert!(jsonp_allowed(&plain.into_parts().0, &[]));
+/// ```
+pub fn jsonp_allowed(request: &Parts, allowed: &[String]) -> bool {
+    let asks_jsonp = form_urlencoded::parse(request.uri.query().unwrap_or("").as_bytes())
+        .any(|(key, _)| key == "j");
+    !asks_jsonp || allowed.iter().any(|origin| origin == "*")
 }
 
 fn is_websocket(request: &Parts) -> bool {
@@ -156,6 +176,29 @@ mod tests {
             false
         ));
         assert!(websocket_origin_allowed(&listed, &["*".to_owned()], false));
+    }
+
+    #[test]
+    fn jsonp_needs_a_star_origin() {
+        let get = |target: &str| http::Request::get(target).body(()).unwrap().into_parts().0;
+        let listed = ["https://app.example".to_owned()];
+        let star = ["*".to_owned()];
+        for target in [
+            "/socket.io/?EIO=4&transport=polling&j=0",
+            "/socket.io/?j&EIO=4",
+            "/?%6A=1",
+        ] {
+            assert!(!jsonp_allowed(&get(target), &[]), "{target}");
+            assert!(!jsonp_allowed(&get(target), &listed), "{target}");
+            assert!(jsonp_allowed(&get(target), &star), "{target}");
+        }
+        for target in [
+            "/socket.io/?EIO=4&transport=polling",
+            "/socket.io/?jj=1",
+            "/",
+        ] {
+            assert!(jsonp_allowed(&get(target), &[]), "{target}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! HTTP beside Socket.IO: `GET /healthz`, the Prometheus families at `/metrics` and their counters
 //! moving, the page at `/`, `--trust-proxy` taking the client IP from `X-Forwarded-For`, and
-//! `--cors-origin`, also checked on WebSocket handshakes.
+//! `--cors-origin`, also checked on WebSocket handshakes; JSONP sessions only with `*`.
 
 mod support;
 
@@ -322,5 +322,40 @@ async fn a_star_origin_lets_every_origin_in() {
     // Credentials are allowed, so the origin is echoed rather than `*`.
     assert_eq!(response.header("access-control-allow-origin"), Some(origin));
     assert_eq!(websocket_status(server.addr, Some(origin)).await, 101);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn jsonp_handshakes_need_a_star_origin() {
+    // A JSONP answer is a script any page may load, past CORS: refused unless every origin is.
+    let jsonp = "/socket.io/?EIO=4&transport=polling&j=0";
+    for flags in [&[][..], &["--cors-origin", "https://app.example"][..]] {
+        let server = TestServer::start(flags).await;
+        let response = http(server.addr, "GET", jsonp, &[], b"").await;
+        assert_eq!(response.status, 403, "{flags:?}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&response.text()).expect("JSON"),
+            json!({ "code": 4, "message": "Forbidden" })
+        );
+        // Plain long-polling is not concerned.
+        let response = http(
+            server.addr,
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            &[],
+            b"",
+        )
+        .await;
+        assert_eq!(response.status, 200);
+        server.stop().await;
+    }
+    let server = TestServer::start(&["--cors-origin", "*"]).await;
+    let response = http(server.addr, "GET", jsonp, &[], b"").await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response.text().starts_with("___eio[0](\"0{"),
+        "{}",
+        response.text()
+    );
     server.stop().await;
 }
