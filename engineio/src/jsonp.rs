@@ -25,10 +25,13 @@ pub fn callback_index(j: &str) -> Box<str> {
 /// literal + `);`. The literal is the payload's JSON string with U+2028 and U+2029 escaped too,
 /// which JSON allows raw but JavaScript source does not.
 pub fn wrap(index: &str, payload: &str) -> Bytes {
-    let literal = serde_json::Value::from(payload).to_string();
-    let literal = literal
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029");
+    // Serializing a `str` cannot fail.
+    let mut literal = serde_json::to_string(payload).unwrap_or_default();
+    if literal.contains(['\u{2028}', '\u{2029}']) {
+        literal = literal
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
+    }
     Bytes::from(format!("___eio[{index}]({literal});"))
 }
 
