@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use engineio::{CloseReason, Message, TransportKind};
+use engineio::{CloseReason, Message};
 use support::*;
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
@@ -18,6 +18,11 @@ fn called_with(script: &str, index: &str) -> String {
         .and_then(|rest| rest.strip_suffix(");"))
         .unwrap_or_else(|| panic!("not a call of ___eio[{index}]: {script:?}"));
     serde_json::from_str(literal).expect("the argument is a string literal")
+}
+
+/// A form POST on the session `sid`.
+async fn post_form(server: &TestServer, sid: &str, form: &[u8]) -> HttpResponse {
+    server.request("POST", &polling(sid), &[FORM], form).await
 }
 
 /// A JSONP session opened with `j`: its sid.
@@ -37,9 +42,7 @@ async fn handshake_post_and_poll_speak_jsonp() {
     let server = start_default().await;
     let sid = jsonp_handshake(&server, "x12", "12").await;
     // `\n` in the form stands for a newline; `+` is a space; two packets.
-    let response = server
-        .request("POST", &polling(&sid), &[FORM], b"d=4a\\nb+c%1E4%C3%A9")
-        .await;
+    let response = post_form(&server, &sid, b"d=4a\\nb+c%1E4%C3%A9").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "ok");
     let messages = server.messages();
@@ -57,15 +60,11 @@ async fn handshake_post_and_poll_speak_jsonp() {
 async fn a_post_without_the_d_field_carries_nothing() {
     let server = start_default().await;
     let sid = jsonp_handshake(&server, "", "").await;
-    let response = server
-        .request("POST", &polling(&sid), &[FORM], b"data=4hello")
-        .await;
+    let response = post_form(&server, &sid, b"data=4hello").await;
     assert_eq!(response.text(), "ok");
-    assert!(server.record.messages.lock().unwrap().is_empty());
+    assert!(server.messages().is_empty());
     // The session is untouched: a close packet in `d` still closes it.
-    let response = server
-        .request("POST", &polling(&sid), &[FORM], b"d=1")
-        .await;
+    let response = post_form(&server, &sid, b"d=1").await;
     assert_eq!(response.text(), "ok");
     assert_eq!(
         server.wait_close(&sid, WAIT).await,
@@ -88,19 +87,7 @@ async fn a_plain_session_ignores_j_after_the_handshake() {
 async fn a_jsonp_session_upgrades_to_websocket() {
     let server = start_default().await;
     let sid = jsonp_handshake(&server, "0", "0").await;
-    let mut ws = server
-        .ws(&format!("EIO=4&transport=websocket&sid={sid}"))
-        .await
-        .unwrap();
-    send_text(&mut ws, "2probe").await;
-    assert_eq!(recv_text(&mut ws).await, "3probe");
-    send_text(&mut ws, "5").await;
-    let socket = server.socket(&sid);
-    let upgraded = wait_for(WAIT, || {
-        (socket.transport() == TransportKind::WebSocket).then_some(())
-    })
-    .await;
-    assert!(upgraded.is_some(), "the upgrade did not complete");
+    let mut ws = server.upgrade(&sid).await;
     send_text(&mut ws, "4over ws").await;
     // WebSocket frames are plain Engine.IO: no script around them.
     let echoed = tokio::time::timeout(Duration::from_secs(5), recv_text(&mut ws))

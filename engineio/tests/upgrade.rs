@@ -30,16 +30,7 @@ async fn poll_is_waiting(server: &TestServer, sid: &str) {
 /// A polling session upgraded to WebSocket.
 async fn upgraded(server: &TestServer) -> (String, Ws) {
     let (sid, _) = server.handshake().await;
-    let mut ws = server.ws(&upgrade_query(&sid)).await.unwrap();
-    send_text(&mut ws, "2probe").await;
-    assert_eq!(recv_text(&mut ws).await, "3probe");
-    send_text(&mut ws, "5").await;
-    let socket = server.socket(&sid);
-    let done = wait_for(WAIT, || {
-        (socket.transport() == TransportKind::WebSocket).then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "the upgrade did not complete");
+    let ws = server.upgrade(&sid).await;
     (sid, ws)
 }
 

@@ -175,6 +175,25 @@ impl TestServer {
             .collect()
     }
 
+    /// Upgrades the polling session `sid` to WebSocket (`2probe`, `3probe`, `5`) and waits until
+    /// the server has moved it.
+    pub async fn upgrade(&self, sid: &str) -> Ws {
+        let mut ws = self
+            .ws(&format!("EIO=4&transport=websocket&sid={sid}"))
+            .await
+            .unwrap();
+        send_text(&mut ws, "2probe").await;
+        assert_eq!(recv_text(&mut ws).await, "3probe");
+        send_text(&mut ws, "5").await;
+        let socket = self.socket(sid);
+        let done = wait_for(WAIT, || {
+            (socket.transport() == engineio::TransportKind::WebSocket).then_some(())
+        })
+        .await;
+        assert!(done.is_some(), "the upgrade did not complete");
+        ws
+    }
+
     /// A polling handshake: the session id and the open packet's JSON.
     pub async fn handshake(&self) -> (String, Value) {
         let response = self.get(POLLING_HANDSHAKE).await;
