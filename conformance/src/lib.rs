@@ -1,5 +1,7 @@
 //! What the two test servers of this crate (`conformance-server`, `client-suite-server`) share.
 
+#![warn(missing_docs)]
+
 /// Logs to stderr, at `RUST_LOG` or else `warn`.
 pub fn init_tracing() {
     tracing_subscriber::fmt()

@@ -43,6 +43,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 mod accepted;
 mod compression;
 mod config;

@@ -4,6 +4,8 @@
 //! Built on the project's [`socketio`] crate: the `/sessions` namespace is in [`app`], token handling
 //! in [`auth`], the live list in [`registry`], and the HTTP routes (`/healthz`, `/metrics`, `/`) here.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod auth;
 pub mod config;

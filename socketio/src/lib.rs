@@ -30,6 +30,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod adapter;
 mod client;
 mod data;
