@@ -223,7 +223,12 @@ impl Packet {
         };
 
         let data = if i < bytes.len() {
-            Some(parse_json(&text[i..]).ok_or(DecodeError::InvalidPayload)?)
+            let json = &text[i..];
+            let mut data = parse_json(json).ok_or(DecodeError::InvalidPayload)?;
+            if may_have_index_keys(json) {
+                order_keys_as_javascript(&mut data);
+            }
+            Some(data)
         } else {
             None
         };
@@ -287,17 +292,108 @@ impl Packet {
     }
 }
 
-/// Parses a JSON payload as JavaScript's `JSON.parse` would, except that a lone UTF-16 surrogate
-/// escape (`"\ud83d"`, what `JSON.stringify` makes of a string cut inside an emoji) becomes U+FFFD:
-/// a Rust string cannot hold it, and refusing it would close the client's connection.
+/// Parses a JSON payload as JavaScript's `JSON.parse` would, where serde_json alone would refuse
+/// what JavaScript reads:
+/// - a lone UTF-16 surrogate escape (`"\ud83d"`, what `JSON.stringify` makes of a string cut inside
+///   an emoji) becomes U+FFFD: a Rust string cannot hold it;
+/// - a number beyond the range of a double (`1e400`) becomes `null`: JavaScript reads `Infinity`,
+///   which `JSON.stringify` writes as `null`.
+///
+/// Refusing either would close the client's connection, which the official server does not do.
 fn parse_json(text: &str) -> Option<Value> {
-    match serde_json::from_str(text) {
-        Ok(value) => Some(value),
-        Err(_) if text.contains("\\u") => {
-            serde_json::from_str(&replace_lone_surrogates(text)?).ok()
-        }
-        Err(_) => None,
+    if let Ok(value) = serde_json::from_str(text) {
+        return Some(value);
     }
+    // Only invalid payloads get here: the rewrites cost nothing on the usual path.
+    let surrogates_fixed = replace_lone_surrogates(text);
+    let text = surrogates_fixed.as_deref().unwrap_or(text);
+    let numbers_fixed = infinite_numbers_as_null(text);
+    let text = numbers_fixed.as_deref().unwrap_or(text);
+    if surrogates_fixed.is_none() && numbers_fixed.is_none() {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// Whether a JSON text may hold an object key that JavaScript treats as an array index (a string
+/// that starts with a digit): a cheap test that spares the walk of [`order_keys_as_javascript`]
+/// to most payloads.
+fn may_have_index_keys(json: &str) -> bool {
+    json.as_bytes()
+        .windows(2)
+        .any(|pair| pair[0] == b'"' && pair[1].is_ascii_digit())
+}
+
+/// Orders every object's keys as a JavaScript object holds them: keys that are array indices
+/// (`"0"`, `"7"`, `"42"`) first, in ascending numeric order, then the others in the order they came.
+/// `JSON.parse` builds objects that way, so what a handler receives, and any echo of it, has the
+/// keys in the order the official server would use. Recursion is bounded by serde_json's nesting
+/// limit (128).
+fn order_keys_as_javascript(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(order_keys_as_javascript),
+        Value::Object(map) => {
+            map.values_mut().for_each(order_keys_as_javascript);
+            if map.keys().any(|key| array_index(key).is_some()) {
+                let mut entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+                // Stable: keys that are not indices keep their order.
+                entries.sort_by_key(|(key, _)| array_index(key).map_or((1, 0), |n| (0, n)));
+                map.extend(entries);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The array index a property key stands for in JavaScript: the canonical decimal form of an
+/// integer below 2³² − 1 (`"01"`, `"-1"` and `"4294967295"` are plain keys).
+fn array_index(key: &str) -> Option<u32> {
+    let canonical =
+        key == "0" || (key.len() <= 10 && key.starts_with(|c: char| matches!(c, '1'..='9')));
+    if !canonical || !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    key.parse::<u64>()
+        .ok()
+        .filter(|n| *n < u64::from(u32::MAX))
+        .map(|n| n as u32)
+}
+
+/// `text` with every number literal that overflows a double replaced by `null`; `None` when there
+/// is none.
+fn infinite_numbers_as_null(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => i += 1,
+            b'-' | b'0'..=b'9' if !in_string => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                if text[start..i].parse::<f64>().is_ok_and(f64::is_infinite) {
+                    out.push_str(&text[copied..start]);
+                    out.push_str("null");
+                    copied = i;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// `text` with every `\uXXXX` escape of an unpaired surrogate replaced by `\ufffd`; `None` when
@@ -438,37 +534,82 @@ impl BinaryCollector {
         if packet.attachments.len() < *expected {
             return Ok(Collected::Incomplete);
         }
-        let (packet, _) = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
-        check_placeholders(packet.data.as_ref(), packet.attachments.len())?;
+        let (mut packet, _) = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
+        let received = std::mem::take(&mut packet.attachments);
+        packet.attachments = resolve_placeholders(packet.data.as_mut(), &received)?;
         Ok(Collected::Packet(packet))
     }
 }
 
-/// Every placeholder must name an attachment that exists (the official parser throws otherwise).
-fn check_placeholders(value: Option<&Value>, count: usize) -> Result<(), DecodeError> {
-    let Some(value) = value else { return Ok(()) };
-    // An explicit stack: payloads may nest deeply and recursion must not overflow.
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Array(items) => stack.extend(items),
-            Value::Object(map) => {
-                if map.get("_placeholder") == Some(&Value::Bool(true)) {
-                    let ok = map
-                        .get("num")
-                        .and_then(Value::as_u64)
-                        .is_some_and(|n| (n as usize) < count);
-                    if !ok {
-                        return Err(DecodeError::BadPlaceholder);
-                    }
-                } else {
-                    stack.extend(map.values());
-                }
-            }
-            _ => {}
+/// Replaces the placeholders' attachments as the official parser does, then numbers them again in
+/// the order the official server would write them back, so that what a handler receives, and any
+/// echo of it, is what the Node server would make of the same packet.
+///
+/// A placeholder whose `num` is not a number in `0..received.len()` is an error (the official
+/// parser throws). Any number in range counts, written as the client likes (`0`, `0.0`, `-0`); one
+/// that is not whole names no attachment and reads as JavaScript's `undefined`: `null` in an
+/// array, a missing key in an object. Attachments no placeholder names are dropped, and one named
+/// twice is kept twice, as re-encoding the rebuilt arguments would do.
+fn resolve_placeholders(
+    value: Option<&mut Value>,
+    received: &[Bytes],
+) -> Result<Vec<Bytes>, DecodeError> {
+    let mut kept = Vec::new();
+    if let Some(value) = value {
+        if resolve(value, received, &mut kept)? == Resolved::Undefined {
+            *value = Value::Null;
         }
     }
-    Ok(())
+    Ok(kept)
+}
+
+#[derive(Debug, PartialEq)]
+enum Resolved {
+    Kept,
+    Undefined,
+}
+
+/// Depth-first in document order, as the official encoder walks arguments. Recursion is bounded:
+/// a decoded payload nests at most 128 deep (serde_json's limit).
+fn resolve(
+    value: &mut Value,
+    received: &[Bytes],
+    kept: &mut Vec<Bytes>,
+) -> Result<Resolved, DecodeError> {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                if resolve(item, received, kept)? == Resolved::Undefined {
+                    *item = Value::Null;
+                }
+            }
+        }
+        Value::Object(map) if map.get("_placeholder") == Some(&Value::Bool(true)) => {
+            let num = map
+                .get("num")
+                .and_then(Value::as_f64)
+                .filter(|n| *n >= 0.0 && *n < received.len() as f64)
+                .ok_or(DecodeError::BadPlaceholder)?;
+            if num.fract() != 0.0 {
+                return Ok(Resolved::Undefined);
+            }
+            kept.push(received[num as usize].clone());
+            *value = serde_json::json!({ "_placeholder": true, "num": kept.len() - 1 });
+        }
+        Value::Object(map) => {
+            let mut undefined = Vec::new();
+            for (key, item) in map.iter_mut() {
+                if resolve(item, received, kept)? == Resolved::Undefined {
+                    undefined.push(key.clone());
+                }
+            }
+            for key in undefined {
+                map.shift_remove(&key);
+            }
+        }
+        _ => {}
+    }
+    Ok(Resolved::Kept)
 }
 
 #[cfg(test)]
@@ -664,12 +805,121 @@ mod tests {
         );
     }
 
+    /// Collects a binary packet whose attachments are the bytes `a`, `b`, ... in order.
+    fn collect(text: &str, attachments: usize) -> Result<Packet, DecodeError> {
+        let mut c = BinaryCollector::default();
+        let mut result = c.text(text, 10)?;
+        for n in 0..attachments {
+            assert_eq!(result, Collected::Incomplete);
+            result = c.binary(Bytes::from(vec![b'a' + n as u8]))?;
+        }
+        match result {
+            Collected::Packet(packet) => Ok(packet),
+            Collected::Incomplete => panic!("still collecting"),
+        }
+    }
+
+    #[test]
+    fn placeholders_are_renumbered_in_the_order_the_official_server_writes_them() {
+        let p = collect(
+            r#"53-["m",{"x":{"_placeholder":true,"num":2}},{"_placeholder":true,"num":0},{"_placeholder":true,"num":2}]"#,
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            p.data,
+            Some(json!(["m", {"x": {"_placeholder": true, "num": 0}},
+                {"_placeholder": true, "num": 1}, {"_placeholder": true, "num": 2}]))
+        );
+        // `b` named by nobody is dropped; `c` named twice is sent twice
+        let bytes: Vec<&[u8]> = p.attachments.iter().map(|b| &b[..]).collect();
+        assert_eq!(bytes, [&b"c"[..], b"a", b"c"]);
+    }
+
+    #[test]
+    fn attachments_no_placeholder_names_are_dropped() {
+        let p = collect(r#"52-["m"]"#, 2).unwrap();
+        assert_eq!(p.data, Some(json!(["m"])));
+        assert!(p.attachments.is_empty());
+    }
+
+    #[test]
+    fn a_placeholder_num_is_any_json_number_in_range() {
+        for num in ["0", "-0", "0.0", "0e5"] {
+            let p = collect(
+                &format!(r#"51-["m",{{"_placeholder":true,"num":{num}}}]"#),
+                1,
+            )
+            .unwrap();
+            assert_eq!(
+                p.data,
+                Some(json!(["m", {"_placeholder": true, "num": 0}])),
+                "{num}"
+            );
+            assert_eq!(p.attachments.len(), 1);
+        }
+        // in range but not whole: JavaScript's undefined, null in an array, no key in an object
+        let p = collect(
+            r#"52-["m",{"_placeholder":true,"num":0.5},{"k":{"_placeholder":true,"num":1e-7},"j":1}]"#,
+            2,
+        )
+        .unwrap();
+        assert_eq!(p.data, Some(json!(["m", null, {"j": 1}])));
+        assert!(p.attachments.is_empty());
+    }
+
     #[test]
     fn placeholder_out_of_range_is_refused() {
-        let mut c = BinaryCollector::default();
-        c.text("51-[\"x\",{\"_placeholder\":true,\"num\":3}]", 10)
+        for num in ["1", "-1", "\"0\"", "null", "1e400"] {
+            let text = format!(r#"51-["x",{{"_placeholder":true,"num":{num}}}]"#);
+            assert_eq!(collect(&text, 1), Err(DecodeError::BadPlaceholder), "{num}");
+        }
+        let no_num = r#"51-["x",{"_placeholder":true}]"#;
+        assert_eq!(collect(no_num, 1), Err(DecodeError::BadPlaceholder));
+    }
+
+    #[test]
+    fn object_keys_are_ordered_as_javascript_holds_them() {
+        let data = decode(r#"2["m",{"a":1,"10":2,"2":3,"01":4,"-1":5,"4294967295":6,"4294967294":7,"b":{"z":1,"0":2}}]"#)
+            .unwrap()
+            .data
             .unwrap();
-        assert_eq!(c.binary(Bytes::new()), Err(DecodeError::BadPlaceholder));
+        let keys: Vec<&str> = data[1]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            ["2", "10", "4294967294", "a", "01", "-1", "4294967295", "b"]
+        );
+        let inner: Vec<&str> = data[1]["b"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(inner, ["0", "z"]);
+        let text = Packet::new(PacketType::Event, "/", Some(data)).encode();
+        assert!(text.starts_with(r#"2["m",{"2":3,"10":2,"#), "{text}");
+    }
+
+    #[test]
+    fn numbers_beyond_a_double_read_as_null() {
+        assert_eq!(
+            decode(r#"2["m",1e400,-1E+400,[{"a":1e999}],"1e400",2.5]"#)
+                .unwrap()
+                .data,
+            Some(json!(["m", null, null, [{"a": null}], "1e400", 2.5]))
+        );
+        // both rewrites at once
+        assert_eq!(
+            decode(r#"2["m","\ud800",1e400]"#).unwrap().data,
+            Some(json!(["m", "\u{fffd}", null]))
+        );
+        assert_eq!(decode(r#"2["m",1e400"#), Err(DecodeError::InvalidPayload));
+        assert_eq!(decode(r#"2["m",01]"#), Err(DecodeError::InvalidPayload));
     }
 
     #[test]
