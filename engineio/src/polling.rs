@@ -297,7 +297,7 @@ fn too_large(shared: &Arc<Shared>, limit: usize) -> Response<Body> {
 }
 
 /// Runs one packet through the state machine and acts on the answer; false when this packet closed
-/// the session. (Packets after any close are ignored by the state machine itself.)
+/// the session. (After a close the state machine ignores every packet but a close packet.)
 pub(crate) fn apply_packet(shared: &Arc<Shared>, packet: Packet, wire_len: usize) -> bool {
     shared.stats.incoming(wire_len);
     let step = shared.lock().state.on_packet(Instant::now(), packet);

@@ -274,7 +274,12 @@ impl SessionState {
     /// A packet arrived on the transport the session lives on.
     pub fn on_packet(&mut self, now: Instant, packet: Packet) -> Step {
         if self.closed.is_some() {
-            return Step::Nothing;
+            // Only a close packet still counts: it ends a session the server closed while that
+            // close waits to be delivered.
+            return match packet {
+                Packet::Close => Step::Close(CloseReason::TransportClose),
+                _ => Step::Nothing,
+            };
         }
         // Anything from the client shows it is alive: the first packet other than the pong that
         // arrives while a pong is awaited gives it one more whole pingTimeout, as the official
@@ -503,6 +508,25 @@ mod tests {
             s.on_packet(t0, Packet::Message("late".into())),
             Step::Nothing
         );
+    }
+
+    #[test]
+    fn after_a_close_only_a_close_packet_counts() {
+        let t0 = Instant::now();
+        let mut s = SessionState::new(t0, TransportKind::Polling, timings());
+        s.close(CloseReason::ForcedClose);
+        for packet in [
+            Packet::Message("x".into()),
+            Packet::Ping(String::new()),
+            Packet::Pong(String::new()),
+        ] {
+            assert_eq!(s.on_packet(t0, packet), Step::Nothing);
+        }
+        assert_eq!(
+            s.on_packet(t0, Packet::Close),
+            Step::Close(CloseReason::TransportClose)
+        );
+        assert_eq!(s.closed(), Some(CloseReason::ForcedClose));
     }
 
     #[test]

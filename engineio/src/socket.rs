@@ -301,6 +301,17 @@ impl Shared {
             // The state machine may have recorded the reason already (a ping timeout, a close packet);
             // `finished` tells whether this path ran.
             if core.finished {
+                // The client ends a session the server closed before a poll fetched its close
+                // packet (a close packet, a broken request): as the official server, it is gone at
+                // once, without the close packet. A payload it cannot parse changes nothing: the
+                // official server drops packets that reach a closing session.
+                if core.lingering && !flush && reason != CloseReason::ParseError {
+                    core.lingering = false;
+                    core.close_packet_pending = false;
+                    drop(core);
+                    self.forget();
+                    self.state_wake.notify_waiters();
+                }
                 return None;
             }
             core.finished = true;

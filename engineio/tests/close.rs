@@ -217,3 +217,45 @@ async fn a_waiting_poll_gets_the_answers_to_a_post_that_ends_the_session() {
             .assert_error(400, 1, "Session ID unknown");
     }
 }
+
+/// A session the server closed waits for a poll to carry its close packet; as the official server,
+/// a client that ends it first (a close packet, or a request that breaks the transport) ends it at
+/// once, with no close packet left to fetch. A payload that cannot be parsed changes nothing.
+#[tokio::test]
+async fn a_client_close_ends_a_server_closed_session_still_waiting_for_its_poll() {
+    let server = start_default().await;
+    let (sid, _) = server.handshake().await;
+    server.socket(&sid).close();
+    assert_eq!(server.post(&polling(&sid), "4x\x1e1").await.text(), "ok");
+    server
+        .get(&polling(&sid))
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    assert!(
+        server.messages().is_empty(),
+        "packets after a close are dropped"
+    );
+
+    let (sid, _) = server.handshake().await;
+    server.socket(&sid).close();
+    let binary = server
+        .request(
+            "POST",
+            &polling(&sid),
+            &[("content-type", "application/octet-stream")],
+            b"4x",
+        )
+        .await;
+    assert_eq!(binary.status, 400);
+    server
+        .get(&polling(&sid))
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+
+    let (sid, _) = server.handshake().await;
+    server.socket(&sid).close();
+    assert_eq!(server.post(&polling(&sid), "9").await.text(), "ok");
+    assert_eq!(server.get(&polling(&sid)).await.text(), "6\x1e1");
+    settle().await;
+    assert_eq!(server.closes_of(&sid), [CloseReason::ForcedClose]);
+}
