@@ -394,10 +394,84 @@ tests.push({
       ["0.000001", "0.000001"],
       ["1.5", "1.5"],
       ["1e21", "1e+21"],
+      // beyond a double: JSON.parse reads Infinity, which JSON.stringify writes as null
+      ["1e400", "null"],
+      ["[-1E+400]", "[null]"],
     ];
     for (const [sent, expected] of cases) {
       c.send(`42["message",${sent}]`);
       assert.equal(await nextText(c), `42["message-back",${expected}]`, `number ${sent}`);
+    }
+  },
+});
+
+// ------------------------------- 9b. placeholders as the official parser resolves them
+tests.push({
+  name: "edge: sio attachments are resolved through their placeholders, whatever the num's spelling",
+  async run(t) {
+    const c = await sioWs(t);
+    const frame = async () => {
+      const [f] = await c.frames.next(2000);
+      return f.text !== undefined ? f.text : `binary [${f.binary}]`;
+    };
+    const echo = async (text, attachments, expected) => {
+      c.send(text);
+      for (const a of attachments) c.send(Buffer.from(a));
+      const got = [];
+      for (let i = 0; i < expected.length; i++) got.push(await frame());
+      assert.deepStrictEqual(got, expected, text);
+    };
+    const ph = (n) => `{"_placeholder":true,"num":${n}}`;
+    // any number equal to an index names that attachment
+    for (const n of ["0", "-0", "0.0", "0e5"]) {
+      await echo(`451-["message",${ph(n)}]`, [[7]], [`451-["message-back",${ph(0)}]`, "binary [7]"]);
+    }
+    // a number in range but not whole names nothing: undefined, null in an array, no key in an object
+    await echo(`452-["message",${ph("0.5")},{"k":${ph("1e-7")},"j":1}]`, [[1], [2]], [
+      '42["message-back",null,{"j":1}]',
+    ]);
+    // attachments nobody names are dropped; one named twice is sent twice, in the order of the arguments
+    await echo(`453-["message",{"x":${ph(2)}},${ph(0)},${ph(2)}]`, [[1], [2], [3]], [
+      `453-["message-back",{"x":${ph(0)}},${ph(1)},${ph(2)}]`,
+      "binary [3]",
+      "binary [1]",
+      "binary [3]",
+    ]);
+    await echo('452-["message"]', [[1], [2]], ['42["message-back"]']);
+  },
+});
+
+// ----------------------------------- 9d. object keys in the order JavaScript holds them
+tests.push({
+  name: "edge: sio object keys come back in JavaScript's order (array indices first)",
+  async run(t) {
+    const c = await sioWs(t);
+    c.send('42["message",{"a":1,"10":2,"2":3,"01":4,"b":{"z":1,"0":2},"4294967295":5}]');
+    assert.equal(
+      await nextText(c),
+      '42["message-back",{"2":3,"10":2,"a":1,"01":4,"b":{"0":2,"z":1},"4294967295":5}]',
+    );
+  },
+});
+
+// ------------------------ 9c. a client close ends a session the server is closing
+tests.push({
+  name: "edge: eio a close packet ends a polling session the server closed before a poll fetched its close",
+  async run(t) {
+    const base = `${t.url}/socket.io/?EIO=4&transport=polling`;
+    for (const ending of ["1", "4x\x1e1"]) {
+      const hs = await request(base);
+      const q = `${base}&sid=${JSON.parse(hs.body.slice(1)).sid}`;
+      const post = async (body) => assert.equal((await request(q, { method: "POST", body })).body, "ok", body);
+      await post("40");
+      const connected = await request(q);
+      assert.ok(connected.body.startsWith('40{"sid":'), connected.body);
+      // an invalid packet: the server closes the connection and waits for a poll to say so
+      await post("47");
+      await post(ending);
+      const after = await request(q);
+      assert.equal(after.status, 400, `after ${JSON.stringify(ending)}: ${after.body}`);
+      assert.deepStrictEqual(JSON.parse(after.body), { code: 1, message: "Session ID unknown" });
     }
   },
 });
