@@ -1,10 +1,12 @@
 //! Binary attachment reassembly: a text packet followed by binary messages, as a client may send them.
-//! Input: frames separated by 0xff 0x00; the first is text, the rest binary. Never panics, never
-//! yields a packet whose attachment count differs from what its header announced.
+//! Input: frames separated by 0xff 0x00; the first is text, the rest binary. Never panics; a packet
+//! that comes out of a binary message carries exactly the attachments its placeholders name, numbered
+//! 0, 1, 2... in the order of the arguments (the official parser's rebuild, then its encoder).
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
 use socketio::packet::{BinaryCollector, Collected};
 
 fuzz_target!(|data: &[u8]| {
@@ -23,14 +25,28 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(Collected::Packet(packet)) = result {
-        let announced = text
-            .strip_prefix(['5', '6'])
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(n, _)| n.parse::<usize>().ok())
-            .unwrap_or(0);
-        assert_eq!(packet.attachments.len(), announced);
+        if text.starts_with(['5', '6']) {
+            let mut next = 0;
+            if let Some(data) = &packet.data {
+                check_numbering(data, &mut next);
+            }
+            assert_eq!(packet.attachments.len() as u64, next);
+        }
     }
 });
+
+/// Every placeholder, in document order, names the next attachment.
+fn check_numbering(value: &Value, next: &mut u64) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| check_numbering(item, next)),
+        Value::Object(map) if map.get("_placeholder") == Some(&Value::Bool(true)) => {
+            assert_eq!(map.get("num").and_then(Value::as_u64), Some(*next));
+            *next += 1;
+        }
+        Value::Object(map) => map.values().for_each(|item| check_numbering(item, next)),
+        _ => {}
+    }
+}
 
 fn split(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(data);
