@@ -4,7 +4,7 @@
 //
 //   node diff-fuzz.js [--seeds N] [--start S]   run seeds S .. S+N-1 (default 0..199)
 //   node diff-fuzz.js --seed S [-v]             replay one seed, print both transcripts
-//   options: --jobs J (scenarios in flight, default 1), --kind ws-sio|ws-eio|polling
+//   options: --jobs J (scenarios in flight, default 1), --kind ws-sio|ws-eio|polling|upgrade
 //            (restrict the scenario kind), --no-confirm (do not re-run divergent seeds)
 //
 // A scenario is a pure function of its seed (mulberry32): a list of steps made of
@@ -343,9 +343,90 @@ function genPollingScenario(r) {
   return { kind: "polling", path, steps };
 }
 
+// ------------------------------------------------------------ scenario: upgrade
+// A polling session joined by a WebSocket (`sid=SID&transport=websocket`), with the
+// upgrade messages (`2probe`, `5`) in random orders among polling requests, extra
+// WebSockets on the same or a dead sid, and closes. Steps are played in order; a GET
+// may stay pending across steps (its answer is recorded in the step where it arrives).
+const UPGRADE_ACTIONS = ["probe", "ping", "upgrade", "wsmsg", "ws-close-pkt", "get", "post", "ws2", "ws2probe", "ws2upgrade", "wsclose", "sleep"];
+
+function genUpgradeScenario(r) {
+  const sioPath = r.chance(0.6);
+  const path = sioPath ? "/socket.io/" : "/engine.io/";
+  const steps = [];
+  steps.push({ op: "http", handshake: "main", reqs: [{ method: "GET", q: { EIO: "4", transport: "polling" } }], label: "handshake" });
+  let connected = false;
+  if (sioPath && r.chance(0.85)) {
+    steps.push({ op: "http", reqs: [{ method: "POST", q: GOOD_POLL_Q, body: "40" }], label: 'connect "40"' });
+    connected = true;
+  }
+  if (r.chance(0.5)) steps.push({ op: "http", reqs: [{ method: "GET", q: GOOD_POLL_Q }], label: "GET" });
+  // which session the first WebSocket joins
+  const target = r.weighted([[12, "$sid"], [1, "$sid2"], [1, "unknownsid"]]);
+  if (target === "$sid2") {
+    steps.push({ op: "http", handshake: "second", reqs: [{ method: "GET", q: { EIO: "4", transport: "polling" } }], label: "second handshake" });
+    steps.push({ op: "http", reqs: [{ method: "POST", q: { EIO: "4", transport: "polling", sid: "$sid2" }, body: "1" }], label: "close second session (POST 1)" });
+  }
+  const wsMsg = () => (sioPath ? (connected ? r.pick(['42["message",1]', '42["message-with-ack","a"]', '421["message-with-ack","a"]', "42[\"message\",\"é\"]"]) : r.pick(["40", '42["message",1]'])) : r.pick(["4hello", "4", "4😀"]));
+  const postBody = () => (sioPath ? (connected ? r.pick(['42["message",2]', '42["message",2]\x1e42["message",3]', "3", "2"]) : r.pick(["40", "3"])) : r.pick(["4world", "4a\x1e4b", "3", "2"]));
+  // the base: the official client's order, optionally with a GET pending during the probe
+  let actions = [];
+  if (r.chance(0.5)) actions.push("get");
+  actions.push("probe");
+  if (r.chance(0.3)) actions.push("get");
+  actions.push("upgrade");
+  if (r.chance(0.6)) actions.push("wsmsg");
+  if (r.chance(0.4)) actions.push(r.pick(["post", "get"]));
+  // mutations
+  const nMut = r.weighted([[2, 0], [4, 1], [3, 2], [2, 3], [1, 5]]);
+  for (let k = 0; k < nMut; k++) {
+    r.weighted([
+      [5, () => actions.splice(r.int(actions.length + 1), 0, r.pick(UPGRADE_ACTIONS))],
+      [2, () => { if (actions.length) actions.splice(r.int(actions.length), 1); }],
+      [2, () => { if (actions.length > 1) { const i = r.int(actions.length - 1); [actions[i], actions[i + 1]] = [actions[i + 1], actions[i]]; } }],
+      [1, () => { if (actions.length) { const i = r.int(actions.length); actions.splice(i, 0, actions[i]); } }],
+    ]);
+  }
+  steps.push({ op: "ws-open", ws: 0, sid: target, label: `ws0 open sid=${target === "$sid" ? "SID" : target === "$sid2" ? "CLOSED" : "unknown"}` });
+  let ws1 = false;
+  for (const a of actions) {
+    const wsStep = (w, data) => steps.push({ op: "ws", ws: w, frames: [{ data }], label: `ws${w} ${JSON.stringify(data)}` });
+    if (a === "probe") wsStep(0, "2probe");
+    else if (a === "ping") wsStep(0, "2");
+    else if (a === "upgrade") wsStep(0, "5");
+    else if (a === "wsmsg") { const m = wsMsg(); steps.push({ op: "ws", ws: 0, frames: [{ data: m }], label: "ws0 message" }); }
+    else if (a === "ws-close-pkt") wsStep(0, "1");
+    else if (a === "get") steps.push({ op: "http", reqs: [{ method: "GET", q: GOOD_POLL_Q }], label: "GET" });
+    else if (a === "post") { const b = postBody(); steps.push({ op: "http", reqs: [{ method: "POST", q: GOOD_POLL_Q, body: b }], label: "POST " + (b.startsWith("4") ? "message" : JSON.stringify(b)) }); }
+    else if (a === "ws2") {
+      steps.push({ op: "ws-open", ws: 1, sid: "$sid", label: "ws1 open sid=SID" });
+      ws1 = true;
+      if (r.chance(0.5)) wsStep(1, "2probe");
+      if (r.chance(0.3)) wsStep(1, "5");
+    }
+    else if (a === "ws2probe") { if (ws1) wsStep(1, "2probe"); }
+    else if (a === "ws2upgrade") { if (ws1) wsStep(1, "5"); }
+    else if (a === "wsclose") steps.push({ op: "ws-close", ws: 0, label: "ws0 client close 1000" });
+    else if (a === "sleep") steps.push({ op: "sleep", ms: 300, label: "sleep 300" });
+  }
+  // the session after the scenario: a message each way
+  r.weighted([
+    [3, () => { const m = wsMsg(); steps.push({ op: "ws", ws: 0, frames: [{ data: m }], label: "ws0 message (end)" }); }],
+    [2, () => steps.push({ op: "http", reqs: [{ method: "GET", q: GOOD_POLL_Q }], label: "GET (end)" })],
+    [2, () => { const b = postBody(); steps.push({ op: "http", reqs: [{ method: "POST", q: GOOD_POLL_Q, body: b }], label: "POST (end)" }); }],
+    [2, () => {}],
+  ]);
+  return { kind: "upgrade", path, steps };
+}
+
+
 function genScenario(seed) {
   const r = new Rng(seed);
-  const kind = ONLY_KIND || r.weighted([[45, "ws-sio"], [15, "ws-eio"], [40, "polling"]]);
+  // ~10% of the seeds are `upgrade`, drawn from a separate generator so that the other
+  // seeds keep the scenarios they had before that kind existed
+  const upgrade = !ONLY_KIND && new Rng(seed + 0x5eed).chance(0.1);
+  const kind = ONLY_KIND || (upgrade ? "upgrade" : r.weighted([[45, "ws-sio"], [15, "ws-eio"], [40, "polling"]]));
+  if (kind === "upgrade") return genUpgradeScenario(r);
   if (kind === "ws-sio") return genWsScenario(r, true);
   if (kind === "ws-eio") return genWsScenario(r, false);
   return genPollingScenario(r);
@@ -458,7 +539,7 @@ async function runWs(server, sc) {
 
 function buildQuery(q, sid) {
   const parts = [];
-  for (const [k, v] of Object.entries(q)) parts.push(`${k}=${encodeURIComponent(v === "$sid" ? sid ?? "nosid" : v)}`);
+  for (const [k, v] of Object.entries(q)) parts.push(`${k}=${encodeURIComponent(v === "$sid" ? sid ?? "nosid" : v === "$sid2" ? "SID2" : v)}`);
   return parts.length ? "?" + parts.join("&") : "";
 }
 
@@ -544,7 +625,112 @@ async function runPolling(server, sc) {
   return transcript;
 }
 
+async function runUpgrade(server, sc) {
+  const norm = new Normalizer();
+  const sids = {};
+  let reqCount = 0;
+  const inflight = new Map(); // id -> ClientRequest
+  let done = []; // { src, seq, line } since the step started
+  let seq = 0;
+  let last = Date.now();
+  const note = (src, line) => {
+    done.push({ src, seq: seq++, line });
+    last = Date.now();
+  };
+  const sidOf = (v) => (v === "$sid" ? sids.main ?? "nosid" : v === "$sid2" ? sids.second ?? "nosid" : v);
+  const query = (q) => "?" + Object.entries(q).map(([k, v]) => `${k}=${encodeURIComponent(sidOf(v))}`).join("&");
+  const issue = (spec, handshake) => {
+    const id = ++reqCount;
+    const headers = spec.body !== undefined ? { "content-type": "text/plain;charset=UTF-8" } : {};
+    const body = spec.body !== undefined ? Buffer.from(spec.body, "utf8") : null;
+    if (body) headers["content-length"] = String(body.length);
+    const req = http.request(server.url + sc.path + query(spec.q), { method: spec.method, headers, agent: false });
+    inflight.set(id, req);
+    const finish = (line) => {
+      if (!inflight.has(id)) return;
+      inflight.delete(id);
+      note("http", `#${id} ${line}`);
+    };
+    req.on("response", (res) => {
+      const chunks = [];
+      res.on("data", (d) => chunks.push(d));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        if (handshake && res.statusCode === 200) {
+          const m = /^0(\{.*?\})(\x1e|$)/.exec(text);
+          if (m) {
+            try { sids[handshake] = JSON.parse(m[1]).sid; } catch {}
+          }
+        }
+        finish(`${spec.method} ${res.statusCode} ${res.headers["content-type"] || "-"} ${show(norm.apply(text))}`);
+      });
+      res.on("error", (e) => finish(`${spec.method} ${res.statusCode} response-error ${e.code || e.message}`));
+    });
+    req.on("error", (e) => finish(`${spec.method} error ${e.code || e.message}`));
+    if (body) req.write(body);
+    req.end();
+  };
+  const sockets = [];
+  const openWs = (k, sid) => {
+    const src = "ws" + k;
+    const url = server.url.replace(/^http/, "ws") + sc.path + query({ EIO: "4", transport: "websocket", sid });
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 3000 });
+    sockets[k] = ws;
+    ws.on("open", () => note(src, "open"));
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) note(src, "bin " + Buffer.from(data).toString("hex"));
+      else note(src, "txt " + show(norm.apply(data.toString("utf8"))));
+    });
+    ws.on("close", (code, reason) => note(src, `close ${code}${reason.length ? " " + show(reason.toString()) : ""}`));
+    ws.on("unexpected-response", (req, res) => {
+      const chunks = [];
+      res.on("data", (d) => chunks.push(d));
+      res.on("end", () => {
+        note(src, `http ${res.statusCode} ${res.headers["content-type"] || "-"} ${show(Buffer.concat(chunks).toString())}`);
+        try { req.destroy(); } catch {}
+      });
+    });
+    ws.on("error", (e) => note(src, "error " + (/Invalid WebSocket frame: (.*)/.exec(e.message)?.[1] || e.code || "")));
+  };
+  const transcript = [];
+  for (const step of sc.steps) {
+    done = [];
+    let skipped = null;
+    if (step.op === "sleep") await sleep(step.ms);
+    else if (step.op === "http") for (const spec of step.reqs) issue(spec, step.handshake);
+    else if (step.op === "ws-open") openWs(step.ws, step.sid);
+    else {
+      const ws = sockets[step.ws];
+      if (!ws || ws.readyState !== WebSocket.OPEN) skipped = "(not open)";
+      else if (step.op === "ws-close") ws.close(1000);
+      else for (const f of step.frames) ws.send(f.data);
+    }
+    if (!skipped) await settle(() => last);
+    // lines grouped by source (HTTP by request number, then each WebSocket), each source in
+    // its own order: the interleaving of independent connections is timing, not behaviour
+    const rank = (d) => (d.src === "http" ? 0 : 1 + Number(d.src.slice(2)));
+    const out = done
+      .sort((a, b) => rank(a) - rank(b) || (a.src === "http" ? Number(/^#(\d+)/.exec(a.line)[1]) - Number(/^#(\d+)/.exec(b.line)[1]) : 0) || a.seq - b.seq)
+      .map((d) => (d.src === "http" ? d.line : `${d.src} ${d.line}`));
+    if (skipped) out.push(skipped);
+    if (inflight.size) out.push("pending " + [...inflight.keys()].map((i) => "#" + i).join(","));
+    transcript.push({ label: step.label, out });
+  }
+  for (const ws of sockets) ws?.terminate();
+  for (const req of inflight.values()) req.destroy();
+  if (sids.main) {
+    await new Promise((resolve) => {
+      const req = http.request(server.url + sc.path + query(GOOD_POLL_Q), { method: "POST", agent: false, headers: { "content-type": "text/plain;charset=UTF-8" } }, (res) => { res.resume(); res.on("end", resolve); });
+      req.on("error", resolve);
+      req.setTimeout(2000, () => { req.destroy(); resolve(); });
+      req.end("1");
+    });
+  }
+  return transcript;
+}
+
 function runScenario(server, sc) {
+  if (sc.kind === "upgrade") return runUpgrade(server, sc);
   return sc.kind === "polling" ? runPolling(server, sc) : runWs(server, sc);
 }
 
@@ -553,16 +739,21 @@ function runScenario(server, sc) {
 function outcomeClass(out) {
   if (!out.length) return "nothing";
   return out
-    .map((e) => {
-      if (e.startsWith("txt ")) return "txt:" + (/^txt (\d*\/?[^,{[]*?)(?=[,{["]|$)/.exec(e)?.[1] || e.slice(4, 8)).slice(0, 16);
-      if (e.startsWith("bin ")) return "bin";
-      if (e.startsWith("#")) {
-        const m = /^#\d+ (\S+) (\S+) (\S+)? ?(.{0,40})/.exec(e);
-        return m ? `${m[1]} ${m[2]} ${m[3] ?? ""} ${m[4].replace(/<[a-z]+\d+>/g, "<id>").slice(0, 40)}` : e.slice(0, 40);
-      }
-      return e.slice(0, 40);
+    .map((line) => {
+      const src = /^ws\d+ /.exec(line)?.[0] || ""; // upgrade scenarios: which WebSocket
+      const e = line.slice(src.length);
+      return src + classOf(e);
     })
     .join(" ; ");
+  function classOf(e) {
+    if (e.startsWith("txt ")) return "txt:" + (/^txt (\d*\/?[^,{[]*?)(?=[,{["]|$)/.exec(e)?.[1] || e.slice(4, 8)).slice(0, 16);
+    if (e.startsWith("bin ")) return "bin";
+    if (e.startsWith("#")) {
+      const m = /^#\d+ (\S+) (\S+) (\S+)? ?(.{0,40})/.exec(e);
+      return m ? `${m[1]} ${m[2]} ${m[3] ?? ""} ${m[4].replace(/<[a-z]+\d+>/g, "<id>").slice(0, 40)}` : e.slice(0, 40);
+    }
+    return e.slice(0, 40);
+  }
 }
 
 function firstDiff(a, b) {
@@ -582,9 +773,11 @@ function printTranscripts(seed, sc, tn, tr) {
     const a = tn[i];
     const b = tr[i];
     const same = JSON.stringify(a?.out) === JSON.stringify(b?.out);
-    const step = i === 0 && sc.kind !== "polling" ? null : sc.steps[sc.kind === "polling" ? i : i - 1];
+    const stepwise = sc.kind === "polling" || sc.kind === "upgrade"; // no initial "open" record
+    const step = i === 0 && !stepwise ? null : sc.steps[stepwise ? i : i - 1];
     let input = "";
     if (step?.frames) input = step.frames.map((f) => (Buffer.isBuffer(f.data) ? `${f.text ? "text-bytes" : "bin"}<${f.data.toString("hex")}>` : JSON.stringify(f.data))).join(" , ");
+    if (step?.op === "ws-open") input = `ws${step.ws} ${sc.path}${buildQuery({ EIO: "4", transport: "websocket", sid: step.sid }, "SID")}`;
     if (step?.reqs) input = step.reqs.map((q) => `${q.method} ${buildQuery(q.q, "SID")}${q.body !== undefined ? " body=" + JSON.stringify(q.body) : ""}${q.headers ? " " + JSON.stringify(q.headers) : ""}`).join(" || ");
     console.log(`${same ? "  " : "!!"} step ${i}: ${(a || b).label}${input ? "\n        >> " + input : ""}`);
     if (same) for (const e of a.out) console.log(`        =  ${e}`);
@@ -684,7 +877,7 @@ async function main() {
 
 function signature({ sc, tn, tr, i }) {
   const step = tn[i] || tr[i];
-  const input = `${sc.kind}${sc.kind === "polling" ? " " + sc.path : ""} | ${step.label}`;
+  const input = `${sc.kind}${sc.kind === "polling" || sc.kind === "upgrade" ? " " + sc.path : ""} | ${step.label}`;
   return `${input} || N: ${outcomeClass(tn[i]?.out || [])} || R: ${outcomeClass(tr[i]?.out || [])}`;
 }
 
