@@ -142,8 +142,10 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Bytes> {
         return Some(Bytes::from_static(body));
     }
     if core.state.transport() == TransportKind::WebSocket {
-        // The session moved to WebSocket: end this stale poll without data.
-        return Some(Bytes::from_static(b"6"));
+        // The session moved to WebSocket while this poll waited (an upgrade without a probe, or
+        // before the probe's noop reached it): the polling transport is closed, and like the
+        // official server it tells the waiting poll so with a close packet.
+        return Some(Bytes::from_static(b"1"));
     }
     if !core.queue.is_empty() {
         let frames = Shared::take_queue(core);

@@ -78,6 +78,27 @@ async fn new_poll_during_the_upgrade_gets_a_noop_at_once() {
 }
 
 #[tokio::test]
+async fn poll_still_waiting_when_the_upgrade_completes_gets_a_close_packet() {
+    let server = start_default().await;
+    let (sid, _) = server.handshake().await;
+    let poll = spawn_poll(&server, &sid);
+    poll_is_waiting(&server, &sid).await;
+    // No probe, so nothing ended the poll before the upgrade packet.
+    let mut ws = server.ws(&upgrade_query(&sid)).await.unwrap();
+    send_text(&mut ws, "5").await;
+    let response = tokio::time::timeout(WAIT, poll)
+        .await
+        .expect("the stale poll is answered")
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "1");
+    send_text(&mut ws, "4still here").await;
+    assert_eq!(recv_text(&mut ws).await, "4still here");
+    assert_eq!(server.socket(&sid).transport(), TransportKind::WebSocket);
+    assert!(server.closes_of(&sid).is_empty());
+}
+
+#[tokio::test]
 async fn packets_queued_before_the_upgrade_leave_on_the_websocket_in_order() {
     let server = start_default().await;
     let (sid, _) = server.handshake().await;

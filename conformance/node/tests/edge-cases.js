@@ -476,6 +476,27 @@ tests.push({
   },
 });
 
+// ------------------------- 9e. a poll still waiting when the upgrade completes
+tests.push({
+  name: "edge: eio a poll still waiting when a WebSocket upgrades without a probe gets a close packet",
+  async run(t) {
+    const base = `${t.url}/engine.io/?EIO=4&transport=polling`;
+    const hs = await request(base);
+    const sid = JSON.parse(hs.body.slice(1)).sid;
+    const q = `${base}&sid=${sid}`;
+    const poll = request(q);
+    await sleep(100); // the poll is waiting on the server
+    const c = rawWs(t, "/engine.io/", { query: `?EIO=4&transport=websocket&sid=${sid}` });
+    await c.opened;
+    c.send("5");
+    const answer = await withTimeout(poll, 2000, "the waiting poll to be answered");
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body, "1");
+    c.send("4after");
+    assert.equal(await nextText(c), "4after");
+  },
+});
+
 // ------------------------------------------------ 10. empty Origin: not xdomain
 /** socket.handshake (the `handshake` ack) of a raw polling connection to "/" opened with `headers`. */
 async function pollingHandshakeAck(t, headers) {
