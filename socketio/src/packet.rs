@@ -228,6 +228,9 @@ impl Packet {
             if may_have_index_keys(json) {
                 order_keys_as_javascript(&mut data);
             }
+            if may_have_unsafe_integers(json) {
+                unsafe_integers_as_doubles(&mut data);
+            }
             Some(data)
         } else {
             None
@@ -341,6 +344,43 @@ fn order_keys_as_javascript(value: &mut Value) {
                 map.extend(entries);
             }
         }
+        _ => {}
+    }
+}
+
+/// `Number.MAX_SAFE_INTEGER`: up to it, every integer has a double of its own.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Whether a JSON text may hold an integer beyond [`MAX_SAFE_INTEGER`]: a run of at least 16 digits
+/// (2⁵³ has 16), a cheap test that spares the walk of [`unsafe_integers_as_doubles`] to most
+/// payloads.
+fn may_have_unsafe_integers(json: &str) -> bool {
+    let mut run = 0;
+    json.bytes().any(|byte| {
+        run = if byte.is_ascii_digit() { run + 1 } else { 0 };
+        run >= 16
+    })
+}
+
+/// Rounds every integer beyond [`MAX_SAFE_INTEGER`] to the nearest double, as `JSON.parse` reads
+/// it: `12345678901234567890` is `12345678901234567000` to a JavaScript handler and in the
+/// official server's echo of it. serde_json would keep it exact as a `u64`. Recursion is bounded
+/// by serde_json's nesting limit (128).
+fn unsafe_integers_as_doubles(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            let beyond = number.as_u64().is_some_and(|n| n > MAX_SAFE_INTEGER)
+                || number
+                    .as_i64()
+                    .is_some_and(|n| n.unsigned_abs() > MAX_SAFE_INTEGER);
+            if beyond {
+                if let Some(double) = number.as_f64().and_then(serde_json::Number::from_f64) {
+                    *number = double;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unsafe_integers_as_doubles),
+        Value::Object(map) => map.values_mut().for_each(unsafe_integers_as_doubles),
         _ => {}
     }
 }
@@ -758,8 +798,9 @@ mod tests {
             ("1e21", "1e+21"),
             ("18446744073709551616", "18446744073709552000"),
             ("-12", "-12"),
-            // Integers keep every digit (JavaScript would round this one to ...992).
-            ("9007199254740993", "9007199254740993"),
+            // Beyond Number.MAX_SAFE_INTEGER, rounded to a double as JavaScript reads it.
+            ("9007199254740991", "9007199254740991"),
+            ("9007199254740993", "9007199254740992"),
         ] {
             assert_eq!(echo(sent), format!("2[\"m\",{written}]"), "{sent}");
         }
@@ -923,6 +964,25 @@ mod tests {
     }
 
     #[test]
+    fn integers_beyond_the_safe_range_read_as_doubles() {
+        let data = decode(
+            r#"2["m",9007199254740991,9007199254740993,-9007199254740993,12345678901234567890,{"a":[18446744073709551615]},"12345678901234567890"]"#,
+        )
+        .unwrap()
+        .data
+        .unwrap();
+        assert_eq!(data[1].as_u64(), Some(9_007_199_254_740_991));
+        assert_eq!(data[2].as_f64(), Some(9_007_199_254_740_992.0));
+        assert!(data[2].as_u64().is_none());
+        assert_eq!(data[3].as_f64(), Some(-9_007_199_254_740_992.0));
+        let text = Packet::new(PacketType::Event, "/", Some(data)).encode();
+        assert_eq!(
+            text,
+            r#"2["m",9007199254740991,9007199254740992,-9007199254740992,12345678901234567000,{"a":[18446744073709552000]},"12345678901234567890"]"#
+        );
+    }
+
+    #[test]
     fn deep_nesting_does_not_crash() {
         let deep = format!("2[\"a\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(decode(&deep), Err(DecodeError::InvalidPayload));
@@ -932,7 +992,8 @@ mod tests {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
+            // Beyond ±(2⁵³ − 1) integers read as doubles, as in JavaScript.
+            (-9_007_199_254_740_991i64..=9_007_199_254_740_991).prop_map(|n| json!(n)),
             "\\PC{0,12}".prop_map(Value::String),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {

@@ -397,6 +397,10 @@ tests.push({
       // beyond a double: JSON.parse reads Infinity, which JSON.stringify writes as null
       ["1e400", "null"],
       ["[-1E+400]", "[null]"],
+      // integers beyond Number.MAX_SAFE_INTEGER are read as the nearest double
+      ["9007199254740991", "9007199254740991"],
+      ["9007199254740993", "9007199254740992"],
+      ['{"a":[-12345678901234567890]}', '{"a":[-12345678901234567000]}'],
     ];
     for (const [sent, expected] of cases) {
       c.send(`42["message",${sent}]`);
