@@ -1,6 +1,6 @@
 //! One Engine.IO connection seen by Socket.IO: it decodes packets and routes them to namespaces.
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,7 +23,9 @@ pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
     server: Weak<ServerInner>,
     me: Weak<Client>,
-    sockets: Mutex<HashMap<String, Socket>>,
+    /// The connection's sockets by namespace, in the order they connected: the official server
+    /// disconnects them in that order when it closes the connection.
+    sockets: Mutex<IndexMap<String, Socket>>,
     collector: Mutex<BinaryCollector>,
     ever_connected: AtomicBool,
     max_attachments: usize,
@@ -41,7 +43,7 @@ impl Client {
             engine,
             server: Arc::downgrade(server),
             me: me.clone(),
-            sockets: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(IndexMap::new()),
             collector: Mutex::new(BinaryCollector::default()),
             ever_connected: AtomicBool::new(false),
             max_attachments: server.config.max_attachments,
@@ -248,7 +250,11 @@ impl Client {
             if !rooms.is_empty() {
                 nsp.adapter.add_all(socket.id(), &rooms);
             }
-            sockets.insert(nsp.name.clone(), socket.clone())
+            // A socket that connects again takes the last place, as it would in the official
+            // server's map of sockets by id.
+            let previous = sockets.shift_remove(&nsp.name);
+            sockets.insert(nsp.name.clone(), socket.clone());
+            previous
         };
         self.ever_connected.store(true, Ordering::Release);
         if let Some(timer) = lock(&self.connect_timer).take() {
@@ -281,7 +287,7 @@ impl Client {
             .get(socket.ns())
             .is_some_and(|s| Arc::ptr_eq(&s.inner, &socket.inner))
         {
-            sockets.remove(socket.ns());
+            sockets.shift_remove(socket.ns());
         }
     }
 
@@ -361,7 +367,7 @@ impl ConnectionHandler for Client {
         if let Some(timer) = lock(&self.connect_timer).take() {
             timer.abort();
         }
-        let sockets: Vec<Socket> = lock(&self.sockets).drain().map(|(_, s)| s).collect();
+        let sockets: Vec<Socket> = lock(&self.sockets).drain(..).map(|(_, s)| s).collect();
         for socket in sockets {
             socket.on_close(reason.into());
         }

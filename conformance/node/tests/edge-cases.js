@@ -501,6 +501,30 @@ tests.push({
   },
 });
 
+// ------------------- 9f. closing a connection disconnects its namespaces in connect order
+tests.push({
+  name: "edge: sio a server-closed connection disconnects its namespaces in the order they connected",
+  async run(t) {
+    const c = rawWs(t, "/socket.io/");
+    assert.equal((await nextText(c, 3000))[0], "0");
+    for (const nsp of ["/custom", "/", "/dynamic-b1"]) {
+      const prefix = nsp === "/" ? "" : `${nsp},`;
+      c.send(`40${prefix}`);
+      const connect = await nextText(c);
+      assert.ok(connect.startsWith(`40${prefix}{"sid":`), `CONNECT reply: ${connect}`);
+      // the greeting each of these namespaces sends on connection
+      const greeting = nsp.startsWith("/dynamic-") ? `["nsp","${nsp}"]` : '["auth",{}]';
+      assert.equal(await nextText(c), `42${prefix}${greeting}`);
+    }
+    c.send('42["server-disconnect",true]');
+    assert.deepStrictEqual(
+      [await nextText(c), await nextText(c), await nextText(c)],
+      ["41/custom,", "41", "41/dynamic-b1,"],
+    );
+    await serverClosed(c, 2000);
+  },
+});
+
 // ------------------------------------------------ 10. empty Origin: not xdomain
 /** socket.handshake (the `handshake` ack) of a raw polling connection to "/" opened with `headers`. */
 async function pollingHandshakeAck(t, headers) {
