@@ -315,13 +315,13 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         // As Node's `req.headers`: a repeated user-agent keeps its first value, a repeated custom
         // header has its values joined with ", ".
         if let Some(agent) = hs.header("user-agent") {
-            headers.insert("user-agent".to_owned(), Value::String(agent.to_owned()));
+            headers.insert("user-agent".to_owned(), Value::String(agent.into_owned()));
         }
-        let custom: Vec<&str> = hs
+        let custom: Vec<_> = hs
             .headers()
             .get_all("x-custom")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| socketio::latin1(v.as_bytes()))
             .collect();
         if !custom.is_empty() {
             headers.insert("x-custom".to_owned(), Value::String(custom.join(", ")));

@@ -1,5 +1,6 @@
 //! The `/sessions` namespace: authentication, the live list, revocation.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -114,11 +115,13 @@ impl App {
 
     fn session_info(&self, socket: &Socket) -> SessionInfo {
         let handshake = socket.handshake();
-        let forwarded = self
+        let forwarded_for = self
             .settings
             .trust_proxy
             .then(|| handshake.header("x-forwarded-for"))
-            .flatten()
+            .flatten();
+        let forwarded = forwarded_for
+            .as_deref()
             .and_then(|list| list.split(',').next())
             .map(str::trim)
             .filter(|ip| !ip.is_empty());
@@ -138,7 +141,7 @@ impl App {
             socket_id: socket.id().to_owned(),
             connected_at: SystemTime::now(),
             ip,
-            user_agent: handshake.header("user-agent").map(str::to_owned),
+            user_agent: handshake.header("user-agent").map(Cow::into_owned),
             context,
         }
     }

@@ -1,5 +1,6 @@
 //! What a socket knows about how it connected.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -32,9 +33,12 @@ impl Handshake {
         &self.connection.request().headers
     }
 
-    /// A header as text, when it is valid text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers().get(name).and_then(|v| v.to_str().ok())
+    /// A header's (first) value as text. Bytes beyond ASCII are read as Latin-1, as Node's HTTP
+    /// parser reads them, so a handler sees what the official server's `socket.handshake.headers`
+    /// would show.
+    ///
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.headers().get(name).map(|v| latin1(v.as_bytes()))
     }
 
     /// The decoded value of the first query parameter named `name`.
@@ -67,5 +71,19 @@ impl Handshake {
         self.headers()
             .get(http::header::ORIGIN)
             .is_some_and(|origin| !origin.is_empty())
+    }
+}
+
+/// Bytes read as Latin-1 (each byte is the code point of the same number), borrowed when they are
+/// ASCII: how Node turns HTTP header bytes into a string.
+///
+/// ```
+/// assert_eq!(socketio::latin1(b"caf\xe9"), "café");
+/// assert_eq!(socketio::latin1("café".as_bytes()), "cafÃ©");
+/// ```
+pub fn latin1(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => Cow::Borrowed(text),
+        _ => Cow::Owned(bytes.iter().map(|&byte| char::from(byte)).collect()),
     }
 }

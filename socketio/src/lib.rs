@@ -47,7 +47,7 @@ pub use adapter::{AckResponses, Adapter, BroadcastOptions, LocalAdapter, Room};
 pub use data::{Binary, Data};
 /// The frames [`Adapter::broadcast_encoded`] hands over (an Engine.IO message, text or binary).
 pub use engineio::Frame;
-pub use handshake::Handshake;
+pub use handshake::{latin1, Handshake};
 pub use namespace::{ConnectError, DynamicNamespace, Namespace, NamespaceInner};
 pub use operators::BroadcastOperator;
 pub use recovery::ConnectionStateRecovery;

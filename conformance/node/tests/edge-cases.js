@@ -570,6 +570,27 @@ tests.push(
   })),
 );
 
+// ------------------------------------ 10b. header bytes beyond ASCII read as Latin-1
+tests.push(
+  ...variants("edge: sio handshake headers read bytes beyond ASCII as Latin-1", PURE, (transport) => ({
+    async run(t) {
+      // node:http writes "é" as the single byte 0xE9
+      const headers = { "x-custom": "caf\u00e9" };
+      let h;
+      if (transport === "websocket") {
+        const c = await sioWs(t, { headers });
+        c.send('421["handshake"]');
+        const ack = await nextText(c);
+        assert.ok(ack.startsWith("431["), ack);
+        [h] = JSON.parse(ack.slice(3));
+      } else {
+        h = await pollingHandshakeAck(t, headers);
+      }
+      assert.equal(h.headers["x-custom"], "caf\u00e9");
+    },
+  })),
+);
+
 tests.push({
   name: "edge: sio handshake.headers joins a repeated custom header, as Node's req.headers does",
   async run(t) {

@@ -451,10 +451,10 @@ fn truthy(value: &Value) -> bool {
 fn headers_json(headers: &http::HeaderMap) -> Value {
     let mut object = Map::new();
     for name in headers.keys() {
-        let values: Vec<&str> = headers
+        let values: Vec<_> = headers
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| socketio::latin1(v.as_bytes()))
             .collect();
         let separator = if name == http::header::COOKIE {
             "; "
