@@ -26,6 +26,10 @@ pub(crate) struct Client {
     /// The connection's sockets by namespace, in the order they connected: the official server
     /// disconnects them in that order when it closes the connection.
     sockets: Mutex<IndexMap<String, Socket>>,
+    /// Namespaces whose socket the server disconnected (until they connect again): what the
+    /// client sent them before it read the DISCONNECT is dropped rather than taken for a protocol
+    /// violation, as the official server does with the packets that reach it in the same read.
+    left_by_server: Mutex<Vec<String>>,
     collector: Mutex<BinaryCollector>,
     ever_connected: AtomicBool,
     max_attachments: usize,
@@ -44,6 +48,7 @@ impl Client {
             server: Arc::downgrade(server),
             me: me.clone(),
             sockets: Mutex::new(IndexMap::new()),
+            left_by_server: Mutex::new(Vec::new()),
             collector: Mutex::new(BinaryCollector::default()),
             ever_connected: AtomicBool::new(false),
             max_attachments: server.config.max_attachments,
@@ -89,6 +94,17 @@ impl Client {
             }
             (PacketType::Disconnect, Some(socket)) => {
                 socket.on_close(DisconnectReason::ClientNamespaceDisconnect);
+            }
+            (_, None)
+                if !matches!(packet.kind, PacketType::Connect | PacketType::ConnectError)
+                    && lock(&self.left_by_server).contains(&packet.nsp) =>
+            {
+                tracing::debug!(
+                    sid = self.engine.id(),
+                    nsp = %packet.nsp,
+                    kind = ?packet.kind,
+                    "packet for a namespace the server just left: dropped"
+                );
             }
             (PacketType::Connect | PacketType::ConnectError, _) | (_, None) => {
                 // A CONNECT to a namespace already joined, a CONNECT_ERROR (only servers send
@@ -254,6 +270,7 @@ impl Client {
             // server's map of sockets by id.
             let previous = sockets.shift_remove(&nsp.name);
             sockets.insert(nsp.name.clone(), socket.clone());
+            lock(&self.left_by_server).retain(|name| *name != nsp.name);
             previous
         };
         self.ever_connected.store(true, Ordering::Release);
@@ -289,6 +306,23 @@ impl Client {
         {
             sockets.shift_remove(socket.ns());
         }
+    }
+
+    /// Notes that the server disconnected the socket of namespace `name` (see `left_by_server`).
+    pub(crate) fn left_by_server(&self, name: &str) {
+        let mut left = lock(&self.left_by_server);
+        if left.iter().any(|n| n == name) {
+            return;
+        }
+        // Bounded like the namespaces a connection may join at once.
+        let max = self
+            .server
+            .upgrade()
+            .map_or(1, |s| s.config.max_namespaces_per_connection.max(1));
+        if left.len() >= max {
+            left.remove(0);
+        }
+        left.push(name.to_owned());
     }
 
     /// Disconnects every namespace, then closes the connection.

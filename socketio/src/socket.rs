@@ -440,6 +440,7 @@ impl Socket {
         }
         let packet = Packet::new(PacketType::Disconnect, &self.inner.nsp.name, None);
         self.send_frames(encode_frames(&packet));
+        self.inner.client.left_by_server(&self.inner.nsp.name);
         self.on_close(reason);
     }
 
@@ -501,6 +502,8 @@ impl Socket {
     /// An EVENT or ACK packet from the client.
     pub(crate) fn on_packet(&self, packet: Packet) {
         match packet.kind {
+            // A socket still running its `disconnecting` handlers takes no more events.
+            PacketType::Event | PacketType::BinaryEvent if !self.connected() => {}
             PacketType::Event | PacketType::BinaryEvent => {
                 if let Some(handler) = self.dispatch_event(packet) {
                     self.run_handler(handler);

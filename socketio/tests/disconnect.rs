@@ -158,6 +158,36 @@ async fn server_disconnect_of_one_namespace_leaves_the_other() {
 }
 
 #[tokio::test]
+async fn packets_for_a_namespace_the_server_just_left_are_dropped() {
+    // The client may send to a namespace before it reads the server's DISCONNECT: as in the
+    // official server, that is no protocol violation; the connection and its other namespaces stay.
+    let (server, log) = logging_server(Config::default()).await;
+    let mut client = server.client().await;
+    let main = client.join("/", None).await;
+    let other = client.join("/other", None).await;
+    client.send(r#"2/other,["leave-me"]"#).await;
+    client.send(r#"2/other,["leave-me"]"#).await;
+    client.send(r#"2/other,1["leave-me"]"#).await;
+    client.send("3/other,7[]").await;
+    assert_eq!(client.recv_packet().await, "1/other,");
+    assert_eq!(
+        both_handlers(&log, &other).await,
+        DisconnectReason::ServerNamespaceDisconnect
+    );
+    client.expect_nothing(Duration::from_millis(200)).await;
+    assert!(server.io.of("/").socket(&main).is_some());
+    assert_eq!(server.io.engine().session_count(), 1);
+    // Once joined again, the namespace takes events as before.
+    let again = client.join("/other", None).await;
+    client.send(r#"2/other,["leave-me"]"#).await;
+    assert_eq!(client.recv_packet().await, "1/other,");
+    assert_eq!(
+        both_handlers(&log, &again).await,
+        DisconnectReason::ServerNamespaceDisconnect
+    );
+}
+
+#[tokio::test]
 async fn transport_close_disconnects_every_namespace() {
     let (server, log) = logging_server(Config::default()).await;
     let mut client = server.client().await;

@@ -525,6 +525,47 @@ tests.push({
   },
 });
 
+// ------------- 9g. packets sent to a namespace the server is leaving are dropped
+tests.push({
+  name: "edge: sio events in the payload that makes the server leave a namespace are dropped, the connection kept",
+  async run(t) {
+    const base = `${t.url}/socket.io/?EIO=4&transport=polling`;
+    const hs = await request(base);
+    const q = `${base}&sid=${JSON.parse(hs.body.slice(1)).sid}`;
+    const post = async (body) => assert.equal((await request(q, { method: "POST", body })).body, "ok", body);
+    /** Polls until `want` arrives; returns every packet seen, answering pings. */
+    const pollFor = async (want) => {
+      const seen = [];
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        const r = await request(q);
+        assert.equal(r.status, 200, r.body);
+        for (const p of r.body.split("\x1e")) {
+          if (p === "2") await post("3");
+          else seen.push(p);
+        }
+        if (seen.some((p) => p.startsWith(want))) return seen;
+      }
+      throw new Error(`no ${want} within 3 s; saw ${JSON.stringify(seen)}`);
+    };
+    await post("40\x1e40/custom,");
+    await pollFor("40/custom,");
+    // one payload: the first event makes the server disconnect "/", the next ones reach "/"
+    // after that, before the client could read the DISCONNECT
+    await post('42["server-disconnect",false]\x1e42["message","dropped"]\x1e421["message-with-ack","x"]');
+    const seen = await pollFor("41");
+    // the connection stays: "/" connects again and answers, "/custom" was never touched
+    await post("40");
+    await post('42["message","after"]');
+    seen.push(...(await pollFor('42["message-back","after"]')));
+    assert.deepStrictEqual(
+      // (both namespaces greet with an "auth" event on connection)
+      seen.filter((p) => !p.startsWith("40") && !/^42(\/custom,)?\["auth"/.test(p)),
+      ["41", '42["message-back","after"]'],
+    );
+  },
+});
+
 // ------------------------------------------------ 10. empty Origin: not xdomain
 /** socket.handshake (the `handshake` ack) of a raw polling connection to "/" opened with `headers`. */
 async function pollingHandshakeAck(t, headers) {
