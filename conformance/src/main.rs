@@ -234,7 +234,9 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
     });
     socket.on("volatile", |socket, data, ack| async move {
         match ack {
-            None => socket.volatile().emit_data("volatile-back", data),
+            None => {
+                let _ = socket.volatile().emit_data("volatile-back", data);
+            }
             ack => echo_with_ack(&socket, "volatile-back", data, ack).await,
         }
     });

@@ -289,12 +289,18 @@ impl Socket {
     /// With connection state recovery on, the event is kept (as the official server does) even
     /// when the socket has just lost its connection: it is sent again if the client comes back.
     pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
+        self.send_event(event_packet(&self.inner.nsp.name, event, data, None), false)
+    }
+
+    /// Sends an event packet (with an ack id or not) to this client. With connection state
+    /// recovery on, it goes out as the official server sends it: through the adapter, to the room
+    /// named by this socket's id (the event without ack id is then kept for a reconnection).
+    /// Volatile, it is dropped when the connection cannot take it now.
+    fn send_event(&self, packet: Packet, volatile: bool) -> Result<(), EmitError> {
         if self.inner.nsp.recovery.is_some() {
-            // Through the namespace, as a packet for this socket's room: it gets its offset and is
-            // kept, in case the connection drops before it arrives.
-            let packet = event_packet(&self.inner.nsp.name, event, data, None);
             let own_room = BroadcastOptions {
                 rooms: vec![self.inner.id.clone()],
+                volatile,
                 ..BroadcastOptions::default()
             };
             self.inner.nsp.broadcast(packet, &own_room);
@@ -303,7 +309,10 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        let packet = event_packet(&self.inner.nsp.name, event, data, None);
+        let engine = &self.inner.client.engine;
+        if volatile && !engine.is_writable() {
+            return Ok(());
+        }
         if self.send_frames(encode_frames(&packet)) {
             Ok(())
         } else {
@@ -329,6 +338,16 @@ impl Socket {
         data: Data,
         timeout: Duration,
     ) -> Result<Data, AckError> {
+        self.ask(event, data, timeout, false).await
+    }
+
+    async fn ask(
+        &self,
+        event: &str,
+        data: Data,
+        timeout: Duration,
+        volatile: bool,
+    ) -> Result<Data, AckError> {
         if !self.connected() {
             return Err(AckError::Disconnected);
         }
@@ -347,7 +366,7 @@ impl Socket {
         }
         let _forget = Forget(self, id);
         let packet = event_packet(&self.inner.nsp.name, event, data, Some(id));
-        if !self.send_frames(encode_frames(&packet)) {
+        if self.send_event(packet, volatile).is_err() {
             return Err(AckError::Disconnected);
         }
         match tokio::time::timeout(timeout, rx).await {
@@ -401,16 +420,18 @@ impl Socket {
         )
     }
 
-    /// A view of this socket that drops packets the client cannot take now.
-    pub fn volatile(&self) -> BroadcastOperator {
-        BroadcastOperator::new(
-            self.inner.nsp.clone(),
-            BroadcastOptions {
-                rooms: vec![self.inner.id.clone()],
-                volatile: true,
-                ..BroadcastOptions::default()
-            },
-        )
+    /// A view of this socket that drops packets the client cannot take now (a connection in the
+    /// middle of an upgrade, a poll not waiting).
+    ///
+    /// ```no_run
+    /// # fn demo(socket: socketio::Socket) {
+    /// socket.volatile().emit("position", &(12, 34)).ok();
+    /// # }
+    /// ```
+    pub fn volatile(&self) -> VolatileSocket {
+        VolatileSocket {
+            socket: self.clone(),
+        }
     }
 
     /// Stores a value of type `T` on the socket (one per type).
@@ -627,6 +648,58 @@ impl Socket {
         for handler in disconnect {
             handler(self.clone(), reason).await;
         }
+    }
+}
+
+/// A socket whose emits are volatile: dropped when the connection cannot take them now. Made by
+/// [`Socket::volatile`].
+#[derive(Debug, Clone)]
+pub struct VolatileSocket {
+    socket: Socket,
+}
+
+impl VolatileSocket {
+    /// Sends an event to this client, unless its connection cannot take it now.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
+        self.emit_data(event, Data::from_serialize(args)?)
+    }
+
+    /// Like [`emit`](Self::emit), with prepared arguments.
+    pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
+        let packet = event_packet(self.socket.ns(), event, data, None);
+        self.socket.send_event(packet, true)
+    }
+
+    /// Sends an event, unless the connection cannot take it now, and waits for the client's
+    /// acknowledgement, at most `timeout` (a dropped event times out).
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+        timeout: Duration,
+    ) -> Result<Data, AckError> {
+        self.emit_with_ack_data(event, Data::from_serialize(args)?, timeout)
+            .await
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack), with prepared arguments.
+    pub async fn emit_with_ack_data(
+        &self,
+        event: &str,
+        data: Data,
+        timeout: Duration,
+    ) -> Result<Data, AckError> {
+        self.socket.ask(event, data, timeout, true).await
+    }
+
+    /// Targets the sockets in `room` except this one, volatile.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.socket.to(room).volatile()
+    }
+
+    /// Targets every other socket of the namespace, volatile.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.socket.broadcast().volatile()
     }
 }
 

@@ -346,3 +346,100 @@ async fn connect_answer_sid(client: &mut Client) -> String {
         }
     }
 }
+
+/// On `/`: `join`/`leave` a room (acked); `go` emits a volatile `vol` (first: as in the official
+/// server, a volatile packet behind one still being written is dropped), `plain`, and a `q` that
+/// asks for an ack (300 ms), then `q-result` with `answered` or `timeout`.
+fn own_room_server(io: &SocketIo) {
+    io.of("/").on_connection(|socket| async move {
+        socket.on("join", |socket, data, ack| async move {
+            socket.join(data.arg::<String>(0).unwrap());
+            ack.unwrap().send(&()).unwrap();
+        });
+        socket.on("leave", |socket, data, ack| async move {
+            socket.leave(&data.arg::<String>(0).unwrap());
+            ack.unwrap().send(&()).unwrap();
+        });
+        socket.on("go", |socket, _, _| async move {
+            let _ = socket.volatile().emit("vol", &());
+            let _ = socket.emit("plain", &());
+            let asked = socket.clone();
+            tokio::spawn(async move {
+                let timeout = std::time::Duration::from_millis(300);
+                let result = match asked.emit_with_ack("q", &(), timeout).await {
+                    Ok(_) => "answered",
+                    Err(_) => "timeout",
+                };
+                let _ = asked.emit("q-result", &(result,));
+            });
+        });
+    });
+}
+
+/// Reads `vol`, `plain` and `q` (in this order); the ack id of `q`.
+async fn read_go(client: &mut Client, recovery: bool) -> String {
+    assert_eq!(client.recv_packet().await, r#"2["vol"]"#);
+    let plain = client.recv_packet().await;
+    let args = event_args(&plain);
+    assert_eq!(args[0], "plain", "{plain}");
+    assert_eq!(args.as_array().unwrap().len(), if recovery { 2 } else { 1 });
+    let q = client.recv_packet().await;
+    let id = q
+        .strip_prefix('2')
+        .and_then(|rest| rest.strip_suffix(r#"["q"]"#))
+        .unwrap_or_else(|| panic!("expected q with an ack id, got {q}"));
+    id.to_owned()
+}
+
+#[tokio::test]
+async fn with_recovery_a_socket_emits_to_the_room_named_by_its_id() {
+    // As the official server does with recovery on: socket.emit (with an ack or volatile too) is a
+    // broadcast to the socket's own room, so whoever joined that room gets it and the socket
+    // itself no longer does once it left it.
+    let server = start_with(recovery_config(true), own_room_server).await;
+    let mut a = server.client().await;
+    let (a_sid, _, _) = join(&mut a, None).await;
+    let mut b = server.client().await;
+    join(&mut b, None).await;
+    b.send(&format!(r#"21["join","{a_sid}"]"#)).await;
+    assert_eq!(b.recv_packet().await, "31[]");
+
+    a.send(r#"2["go"]"#).await;
+    let id = read_go(&mut a, true).await;
+    assert_eq!(read_go(&mut b, true).await, id);
+    a.send(&format!("3{id}[]")).await;
+    for client in [&mut a, &mut b] {
+        let result = event_args(&client.recv_packet().await);
+        assert_eq!(result[1], "answered");
+    }
+
+    a.send(&format!(r#"22["leave","{a_sid}"]"#)).await;
+    assert_eq!(a.recv_packet().await, "32[]");
+    a.send(r#"2["go"]"#).await;
+    let id = read_go(&mut b, true).await;
+    // B's answer is not A's.
+    b.send(&format!("3{id}[]")).await;
+    let result = event_args(&b.recv_packet().await);
+    assert_eq!(result[0], "q-result");
+    assert_eq!(result[1], "timeout");
+    a.expect_nothing(std::time::Duration::from_millis(100))
+        .await;
+}
+
+#[tokio::test]
+async fn without_recovery_a_socket_emits_to_itself_only() {
+    let server = start_with(Config::default(), own_room_server).await;
+    let mut a = server.client().await;
+    let a_sid = a.join("/", None).await;
+    let mut b = server.client().await;
+    b.join("/", None).await;
+    b.send(&format!(r#"21["join","{a_sid}"]"#)).await;
+    assert_eq!(b.recv_packet().await, "31[]");
+
+    a.send(r#"2["go"]"#).await;
+    let id = read_go(&mut a, false).await;
+    a.send(&format!("3{id}[]")).await;
+    assert_eq!(a.recv_packet().await, r#"2["q-result","answered"]"#);
+    b.expect_nothing(std::time::Duration::from_millis(200))
+        .await;
+}

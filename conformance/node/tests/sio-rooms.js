@@ -230,6 +230,70 @@ tests.push(
   })),
 );
 
+// ------------------------------------------- the room named by a socket's id
+/**
+ * B joins the room named by A's id; A asks for `volatile` and `message` echoes and asks a
+ * question (`ask`, answered by whoever gets it: "A" or "B"), then leaves its own room and asks
+ * again. What A and B receive, in order (offsets dropped), and the two `ask` results.
+ */
+async function ownRoomScenario(t, url, offsets) {
+  const sockets = [];
+  const logs = [];
+  for (const name of ["A", "B"]) {
+    const s = t.sio("/", { transport: "websocket" }, url);
+    const log = [];
+    s.onAny((ev, ...args) => {
+      if (typeof args[args.length - 1] === "function") args.pop()("from " + name);
+      else if (offsets && ev !== "volatile-back") assert.equal(typeof args.pop(), "string", `${ev}: offset`);
+      if (ev !== "auth") log.push([ev, ...args]);
+    });
+    sockets.push(s);
+    logs.push(log);
+  }
+  await Promise.all(sockets.map((s) => t.connected(s)));
+  const [a, b] = sockets;
+  await ask(b, 2000, "join", a.id);
+  a.emit("volatile", "v");
+  a.emit("message", "m");
+  const first = await ask(a, 3000, "ask", 500, "q1");
+  await ask(a, 2000, "leave", a.id);
+  a.emit("message", "m2");
+  const second = await ask(a, 3000, "ask", 300, "q2");
+  const f = await fence(b, sockets, logs);
+  return { a: logs[0].filter((e) => e[0] !== "broadcast" || e[1] === f[1]), b: logs[1], first, second, fence: f };
+}
+
+tests.push({
+  name: "sio: a socket's emits reach it alone, not the others in the room named by its id",
+  async run(t) {
+    const r = await ownRoomScenario(t, undefined, false);
+    assert.deepStrictEqual(r.a, [
+      ["volatile-back", "v"],
+      ["message-back", "m"],
+      ["question", "q1"],
+      ["message-back", "m2"],
+      ["question", "q2"],
+      r.fence,
+    ]);
+    assert.deepStrictEqual(r.b, [r.fence]);
+    assert.deepStrictEqual([r.first, r.second], [{ reply: ["from A"] }, { reply: ["from A"] }]);
+  },
+});
+
+tests.push({
+  name: "sio: with connection state recovery, a socket's emits go to the room named by its id",
+  async run(t) {
+    const server = await t.dedicatedServer({ "connection-state-recovery": 60000 });
+    const r = await ownRoomScenario(t, server.url, true);
+    // B gets what A gets while A is in its own room (B's answer is not A's), and A nothing once
+    // it left it
+    const before = [["volatile-back", "v"], ["message-back", "m"], ["question", "q1"]];
+    assert.deepStrictEqual(r.a, [...before, r.fence]);
+    assert.deepStrictEqual(r.b, [...before, ["message-back", "m2"], ["question", "q2"], r.fence]);
+    assert.deepStrictEqual([r.first, r.second], [{ reply: ["from A"] }, { error: "operation has timed out" }]);
+  },
+});
+
 // -------------------------------------------------------------------- handshake
 tests.push(
   ...variants("sio: handshake details", ALL, (transport) => ({
