@@ -67,7 +67,19 @@ const timings = {
   destroyUpgrade: false,
 };
 
-const httpServer = http.createServer();
+// Requests for neither path get 404, as on the official standalone server (`new Server(port)`)
+// and on the Rust server.
+const httpServer = http.createServer((req, res) => {
+  res.writeHead(404);
+  res.end();
+});
+// The two attachments leave each other's upgrade requests alone (destroyUpgrade: false); an
+// upgrade for neither path is refused (the official standalone server ends it after 1 s).
+httpServer.on("upgrade", (req, socket) => {
+  if (!req.url.startsWith("/engine.io/") && !req.url.startsWith("/socket.io/")) {
+    socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  }
+});
 
 // ---------------------------------------------------------------- /engine.io/
 const eio = new engine.Server({ ...timings });

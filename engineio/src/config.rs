@@ -50,6 +50,10 @@ pub type HeadersHook = Arc<dyn Fn(&http::request::Parts, &mut http::HeaderMap, b
 pub struct Config {
     /// The path the server answers on, with leading and trailing slash (default `/engine.io/`).
     pub path: String,
+    /// Whether only paths under `path` with its trailing slash are served, as the official
+    /// `addTrailingSlash` (default true: `/engine.io/?…`, not `/engine.io?…`). False serves every
+    /// path that starts with `path` without its trailing slash.
+    pub add_trailing_slash: bool,
     /// Time between a pong and the next ping (default 25 s).
     pub ping_interval: Duration,
     /// Time a client has to answer a ping (default 20 s).
@@ -90,6 +94,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             path: "/engine.io/".to_owned(),
+            add_trailing_slash: true,
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             upgrade_timeout: Duration::from_millis(10_000),
@@ -113,6 +118,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("path", &self.path)
+            .field("add_trailing_slash", &self.add_trailing_slash)
             .field("ping_interval", &self.ping_interval)
             .field("ping_timeout", &self.ping_timeout)
             .field("upgrade_timeout", &self.upgrade_timeout)

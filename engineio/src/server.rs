@@ -260,11 +260,16 @@ impl EngineIo {
         &self.shared.config
     }
 
-    /// Whether a request path belongs to this server (it starts with the configured path).
+    /// Whether a request path belongs to this server: it starts with the configured path, with
+    /// its trailing slash unless [`Config::add_trailing_slash`] is off (the official server's
+    /// prefix test).
     pub fn handles_path(&self, path: &str) -> bool {
-        let base = self.shared.config.path.trim_end_matches('/');
-        path.strip_prefix(base)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        let config = &self.shared.config;
+        let base = config.path.trim_end_matches('/');
+        match path.strip_prefix(base) {
+            Some(rest) => !config.add_trailing_slash || rest.starts_with('/'),
+            None => false,
+        }
     }
 
     /// The number of live sessions.

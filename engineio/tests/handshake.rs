@@ -234,6 +234,34 @@ async fn other_paths_are_404() {
     assert_eq!(response.status, 404);
 }
 
+#[tokio::test]
+async fn the_path_without_its_trailing_slash_is_served_only_when_add_trailing_slash_is_off() {
+    // As the official `addTrailingSlash`: by default only `/engine.io/…` is ours.
+    let targets = [
+        ("/engine.io?EIO=4&transport=polling", false),
+        ("/engine.iox/?EIO=4&transport=polling", false),
+        ("/engine.io/?EIO=4&transport=polling", true),
+        ("/engine.io/deeper?EIO=4&transport=polling", true),
+    ];
+    let server = start_default().await;
+    for (target, served) in targets {
+        let response = support::http(server.addr, "GET", target, &[], b"").await;
+        assert_eq!(
+            response.status == 200,
+            served,
+            "{target}: {}",
+            response.status
+        );
+    }
+    let mut config = Config::default();
+    config.add_trailing_slash = false;
+    let server = start(config).await;
+    for (target, _) in targets {
+        let response = support::http(server.addr, "GET", target, &[], b"").await;
+        assert_eq!(response.status, 200, "{target} without addTrailingSlash");
+    }
+}
+
 fn http_status(err: tungstenite::Error) -> u16 {
     match err {
         tungstenite::Error::Http(response) => response.status().as_u16(),

@@ -566,6 +566,19 @@ tests.push({
   },
 });
 
+// ------------------------------------------- 9h. the path without its trailing slash
+tests.push({
+  name: "edge: eio the path without its trailing slash is not served (addTrailingSlash default)",
+  async run(t) {
+    for (const path of ["/socket.io", "/engine.io", "/socket.iox/"]) {
+      const r = await request(`${t.url}${path}?EIO=4&transport=polling`);
+      assert.equal(r.status, 404, `${path}: ${r.status} ${r.body}`);
+    }
+    const served = await request(`${t.url}/socket.io/?EIO=4&transport=polling`);
+    assert.equal(served.status, 200);
+  },
+});
+
 // ------------------------------------------------ 10. empty Origin: not xdomain
 /** socket.handshake (the `handshake` ack) of a raw polling connection to "/" opened with `headers`. */
 async function pollingHandshakeAck(t, headers) {
