@@ -166,25 +166,33 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             ack.send_data(data).ok();
         }
     });
+    // The JavaScript handlers take their parameters by position: `(room, ack)` answers only when
+    // the ack comes second, `(ack)` only when it comes first.
     socket.on("join", |socket, data, ack| async move {
         // `socket.join` takes one room or an array of them.
-        for room in room_names(&split_first(&data).0) {
-            socket.join(room);
+        if let Some(room) = data.args().first() {
+            for room in room_names(room) {
+                socket.join(room);
+            }
         }
-        if let Some(ack) = ack {
+        if let Some(ack) = ack.filter(|_| data.args().len() == 1) {
             ack.send(&()).ok();
         }
     });
     socket.on("leave", |socket, data, ack| async move {
-        socket.leave(&room_name(&split_first(&data).0));
-        if let Some(ack) = ack {
+        // `socket.leave` takes one room: an array names no room.
+        match data.args().first() {
+            None | Some(Value::Array(_)) => {}
+            Some(room) => socket.leave(&room_name(room)),
+        }
+        if let Some(ack) = ack.filter(|_| data.args().len() == 1) {
             ack.send(&()).ok();
         }
     });
-    socket.on("rooms", |socket, _, ack| async move {
+    socket.on("rooms", |socket, data, ack| async move {
         let mut rooms = socket.rooms();
         rooms.sort();
-        if let Some(ack) = ack {
+        if let Some(ack) = ack.filter(|_| data.args().is_empty()) {
             ack.send(&(rooms,)).ok();
         }
     });
@@ -233,11 +241,20 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         broadcast_with_ack(target, "room-message", rest, ack).await;
     });
     socket.on("volatile", |socket, data, ack| async move {
+        let volatile = socket.volatile();
         match ack {
             None => {
-                let _ = socket.volatile().emit_data("volatile-back", data);
+                let _ = volatile.emit_data("volatile-back", data);
             }
-            ack => echo_with_ack(&socket, "volatile-back", data, ack).await,
+            // The client's ack function travels on, as in `echo_with_ack`, volatile.
+            Some(ack) => {
+                if let Ok(reply) = volatile
+                    .emit_with_ack_data("volatile-back", data, FORWARDED_ACK_WAIT)
+                    .await
+                {
+                    ack.send_data(reply).ok();
+                }
+            }
         }
     });
     let io_fanout = io.clone();
@@ -251,7 +268,10 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
                 .first()
                 .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
                 .unwrap_or(0);
-            let target = io.to(room_name(&room));
+            let mut target = io.of("/").to_all();
+            for room in room_names(&room) {
+                target = target.to(room);
+            }
             for i in 0..count {
                 target.emit("fanout", &(i,)).ok();
             }
@@ -265,6 +285,8 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         }
     });
     socket.on("ask", |socket, data, ack| async move {
+        // `(timeoutMs, ...rest)`: nothing is asked without an ack to answer.
+        let Some(ack) = ack else { return };
         let (timeout, rest) = split_first(&data);
         let timeout = Duration::from_millis(timeout.as_u64().unwrap_or(1000));
         let answer = match socket.emit_with_ack_data("question", rest, timeout).await {
@@ -274,14 +296,16 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             ),
             Err(err) => Data::new(vec![json!({ "error": err.to_string() })], vec![]),
         };
-        if let Some(ack) = ack {
-            ack.send_data(answer).ok();
-        }
+        ack.send_data(answer).ok();
     });
     let io_ask = io.clone();
     socket.on("ask-all", move |_, data, ack| {
         let io = io_ask.clone();
         async move {
+            // `(timeoutMs, ack)`: nothing is asked unless the ack comes second.
+            let Some(ack) = ack.filter(|_| data.args().len() == 1) else {
+                return;
+            };
             let timeout =
                 Duration::from_millis(data.args().first().and_then(Value::as_u64).unwrap_or(1000));
             let Ok(responses) = io.timeout(timeout).emit_with_ack("question-all", &()).await else {
@@ -294,18 +318,16 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
                 .collect();
             replies.sort_by_key(|v| v.to_string());
             let error = responses.timed_out().then_some("operation has timed out");
-            if let Some(ack) = ack {
-                ack.send(&(json!({ "error": error, "replies": replies }),))
-                    .ok();
-            }
+            ack.send(&(json!({ "error": error, "replies": replies }),))
+                .ok();
         }
     });
-    socket.on("recovered", |socket, _, ack| async move {
-        if let Some(ack) = ack {
+    socket.on("recovered", |socket, data, ack| async move {
+        if let Some(ack) = ack.filter(|_| data.args().is_empty()) {
             ack.send(&(socket.recovered(),)).ok();
         }
     });
-    socket.on("handshake", |socket, _, ack| async move {
+    socket.on("handshake", |socket, data, ack| async move {
         let hs = socket.handshake();
         let query: serde_json::Map<String, Value> = hs
             .query_pairs()
@@ -336,7 +358,7 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             "secure": hs.secure(),
             "xdomain": hs.xdomain(),
         });
-        if let Some(ack) = ack {
+        if let Some(ack) = ack.filter(|_| data.args().is_empty()) {
             ack.send(&(info,)).ok();
         }
     });
