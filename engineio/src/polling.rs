@@ -108,6 +108,8 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
             let mut core = shared.lock();
             if let Some(body) = ready_body(shared, &mut core) {
                 core.poll_active = false;
+                // The noop was for this poll; whatever it carries lets the client pause as well.
+                core.noop_due = false;
                 guard.armed = false;
                 return Ok(body);
             }
@@ -151,8 +153,8 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Bytes> {
         let frames = Shared::take_queue(core);
         return Some(payload::encode(&frames));
     }
-    if core.state.is_probed() {
-        // A probe was answered on the new transport: let the client pause polling right away.
+    if core.noop_due {
+        core.noop_due = false;
         return Some(Bytes::from_static(b"6"));
     }
     None

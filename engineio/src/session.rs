@@ -214,7 +214,7 @@ impl SessionState {
         matches!(self.upgrade, Upgrade::Started { .. })
     }
 
-    /// Whether the probe of a started upgrade was answered (polls are then ended at once).
+    /// Whether the probe of a started upgrade was answered (a waiting poll is then ended with a noop).
     pub fn is_probed(&self) -> bool {
         matches!(self.upgrade, Upgrade::Started { probed: true, .. })
     }

@@ -75,6 +75,9 @@ pub(crate) struct Core {
     pub(crate) handler: Option<Arc<dyn ConnectionHandler>>,
     /// A GET is waiting for data.
     pub(crate) poll_active: bool,
+    /// During an upgrade whose probe was answered, the periodic check found a poll waiting: it is
+    /// ended with a noop so that the client can pause polling.
+    pub(crate) noop_due: bool,
     /// A POST is being read.
     pub(crate) post_active: bool,
     /// The polling client has yet to receive the close packet.
@@ -188,6 +191,7 @@ impl Shared {
                 queued_bytes: 0,
                 handler: None,
                 poll_active: false,
+                noop_due: false,
                 post_active: false,
                 close_packet_pending: false,
                 ws_close_code: None,

@@ -595,6 +595,10 @@ pub(crate) async fn run_direct(shared: Arc<Shared>, mut conn: WsConn) {
     conn.close(code).await;
 }
 
+/// How often an upgrade whose probe was answered looks for a waiting poll to end with a noop (the
+/// official server's interval).
+const NOOP_CHECK: Duration = Duration::from_millis(100);
+
 /// Runs a WebSocket that asks to take over a polling session: probe, then upgrade.
 pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
     // The client sends its probe once it has the 101 response: that goes first, on its own.
@@ -606,6 +610,10 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
         shared.lock().state.abort_upgrade();
         return;
     }
+    // Once the probe is answered, a poll found waiting is ended with a noop, checked every
+    // `NOOP_CHECK` as the official server does (not at once: a client may still be reading the
+    // poll's previous answer, and must not see a noop it would not get from Node).
+    let mut noop_check: Option<tokio::time::Interval> = None;
     loop {
         let notified = shared.state_wake.notified();
         tokio::pin!(notified);
@@ -615,9 +623,24 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
             conn.close(None).await;
             return;
         }
+        let check = async {
+            match noop_check.as_mut() {
+                Some(interval) => interval.tick().await,
+                None => std::future::pending().await,
+            }
+        };
         let message = tokio::select! {
             message = poll_fn(|cx| conn.poll_message(cx)) => message,
             _ = &mut notified => continue,
+            _ = check => {
+                let mut core = shared.lock();
+                if core.poll_active && !core.noop_due {
+                    core.noop_due = true;
+                    drop(core);
+                    shared.writer_wake.notify_waiters();
+                }
+                continue;
+            }
         };
         // The packet, or the close code that ends the attempt.
         let packet = match message {
@@ -653,8 +676,10 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
                     shared.lock().state.abort_upgrade();
                     return;
                 }
-                // A poll still waiting is ended with a noop so that the client can pause polling.
-                shared.writer_wake.notify_waiters();
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + NOOP_CHECK, NOOP_CHECK);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                noop_check = Some(interval);
             }
             Step::CompleteUpgrade => {
                 tracing::debug!(sid = %shared.id, "upgraded to websocket");
