@@ -92,6 +92,9 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
             return Err(OverlappingPoll);
         }
         if let Some(body) = ready_body(shared, &mut core) {
+            let gone = closed_for_good(&core);
+            drop(core);
+            forget_if(shared, gone);
             return Ok(body);
         }
         core.poll_active = true;
@@ -111,10 +114,29 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
                 // The noop was for this poll; whatever it carries lets the client pause as well.
                 core.noop_due = false;
                 guard.armed = false;
+                let gone = closed_for_good(&core);
+                drop(core);
+                forget_if(shared, gone);
                 return Ok(body);
             }
         }
         notified.await;
+    }
+}
+
+/// Whether the session is closed with no close packet left to deliver: the poll that carried it
+/// was the last one.
+fn closed_for_good(core: &Core) -> bool {
+    core.finished && !core.lingering
+}
+
+/// Forgets a session whose last poll is being answered before the answer leaves, so that a request
+/// the client sends meanwhile (its own close packet, say) gets 400 as from the official server,
+/// which removes the session as it writes the close packet. Called without the session lock: the
+/// server's table lock is never taken under it.
+fn forget_if(shared: &Arc<Shared>, gone: bool) {
+    if gone {
+        shared.forget();
     }
 }
 
