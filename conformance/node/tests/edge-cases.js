@@ -480,18 +480,21 @@ tests.push({
   },
 });
 
+/** A polling session with a poll waiting on the server, and an open WebSocket that asks to take it over. */
+async function upgradingWithAWaitingPoll(t) {
+  const sid = await pollingSid(t);
+  const poll = request(`${t.url}/engine.io/?EIO=4&transport=polling&sid=${sid}`);
+  await sleep(100); // the poll is waiting on the server
+  const c = rawWs(t, "/engine.io/", { query: `?EIO=4&transport=websocket&sid=${sid}` });
+  await c.opened;
+  return { poll, c };
+}
+
 // ------------------------- 9e. a poll still waiting when the upgrade completes
 tests.push({
   name: "edge: eio a poll still waiting when a WebSocket upgrades without a probe gets a close packet",
   async run(t) {
-    const base = `${t.url}/engine.io/?EIO=4&transport=polling`;
-    const hs = await request(base);
-    const sid = JSON.parse(hs.body.slice(1)).sid;
-    const q = `${base}&sid=${sid}`;
-    const poll = request(q);
-    await sleep(100); // the poll is waiting on the server
-    const c = rawWs(t, "/engine.io/", { query: `?EIO=4&transport=websocket&sid=${sid}` });
-    await c.opened;
+    const { poll, c } = await upgradingWithAWaitingPoll(t);
     c.send("5");
     const answer = await withTimeout(poll, 2000, "the waiting poll to be answered");
     assert.equal(answer.status, 200);
@@ -505,14 +508,7 @@ tests.push({
 tests.push({
   name: "edge: eio a poll waiting during an upgrade gets its noop from a check ~100 ms after the probe",
   async run(t) {
-    const base = `${t.url}/engine.io/?EIO=4&transport=polling`;
-    const hs = await request(base);
-    const sid = JSON.parse(hs.body.slice(1)).sid;
-    const q = `${base}&sid=${sid}`;
-    const poll = request(q);
-    await sleep(100); // the poll is waiting on the server
-    const c = rawWs(t, "/engine.io/", { query: `?EIO=4&transport=websocket&sid=${sid}` });
-    await c.opened;
+    const { poll, c } = await upgradingWithAWaitingPoll(t);
     const probedAt = Date.now();
     c.send("2probe");
     assert.equal(await nextText(c), "3probe");
