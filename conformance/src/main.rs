@@ -418,7 +418,10 @@ fn other_namespaces(io: &SocketIo) {
     });
 }
 
-#[tokio::main]
+// One thread, as the official server it is compared with: requests are handled in the order their
+// bytes arrive (a GET sent right after a WebSocket's `5` finds the session upgraded), where two
+// workers could take a later request first.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     conformance::init_tracing();
     let args = Args::parse();
