@@ -92,9 +92,7 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
             return Err(OverlappingPoll);
         }
         if let Some(body) = ready_body(shared, &mut core) {
-            let gone = closed_for_good(&core);
-            drop(core);
-            forget_if(shared, gone);
+            answered(shared, core);
             return Ok(body);
         }
         core.poll_active = true;
@@ -111,12 +109,8 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
             let mut core = shared.lock();
             if let Some(body) = ready_body(shared, &mut core) {
                 core.poll_active = false;
-                // The noop was for this poll; whatever it carries lets the client pause as well.
-                core.noop_due = false;
                 guard.armed = false;
-                let gone = closed_for_good(&core);
-                drop(core);
-                forget_if(shared, gone);
+                answered(shared, core);
                 return Ok(body);
             }
         }
@@ -124,18 +118,17 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
     }
 }
 
-/// Whether the session is closed with no close packet left to deliver: the poll that carried it
-/// was the last one.
-fn closed_for_good(core: &Core) -> bool {
-    core.finished && !core.lingering
-}
-
-/// Forgets a session whose last poll is being answered before the answer leaves, so that a request
-/// the client sends meanwhile (its own close packet, say) gets 400 as from the official server,
-/// which removes the session as it writes the close packet. Called without the session lock: the
-/// server's table lock is never taken under it.
-fn forget_if(shared: &Arc<Shared>, gone: bool) {
-    if gone {
+/// Ends the bookkeeping of a poll whose answer is ready. A noop due for it is no longer: whatever
+/// it carries lets the client pause polling as well. If the session is closed with no close packet
+/// left to deliver, it is forgotten before the answer leaves, so that a request the client sends
+/// meanwhile (its own close packet, say) gets 400 as from the official server, which removes the
+/// session as it writes the close packet. The lock is released first: the server's table lock is
+/// never taken under it.
+fn answered(shared: &Arc<Shared>, mut core: std::sync::MutexGuard<'_, Core>) {
+    core.noop_due = false;
+    let closed_for_good = core.finished && !core.lingering;
+    drop(core);
+    if closed_for_good {
         shared.forget();
     }
 }
@@ -176,7 +169,6 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Bytes> {
         return Some(payload::encode(&frames));
     }
     if core.noop_due {
-        core.noop_due = false;
         return Some(Bytes::from_static(b"6"));
     }
     None
