@@ -21,6 +21,7 @@ function parseArgs(argv) {
     connectTimeout: 1000,
     maxPayload: 1e6,
     connectionStateRecovery: 0,
+    serveClient: 0,
   };
   const names = {
     "--port": "port",
@@ -29,6 +30,7 @@ function parseArgs(argv) {
     "--connect-timeout": "connectTimeout",
     "--max-payload": "maxPayload",
     "--connection-state-recovery": "connectionStateRecovery",
+    "--serve-client": "serveClient",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -95,7 +97,7 @@ const io = new Server(httpServer, {
   ...timings,
   path: "/socket.io/",
   connectTimeout: opts.connectTimeout,
-  serveClient: false,
+  serveClient: opts.serveClient === 1,
   ...(opts.connectionStateRecovery > 0
     ? { connectionStateRecovery: { maxDisconnectionDuration: opts.connectionStateRecovery } }
     : {}),

@@ -39,6 +39,25 @@ struct Args {
     /// Connection state recovery's maxDisconnectionDuration in milliseconds; 0 leaves it off.
     #[arg(long, default_value_t = 0)]
     connection_state_recovery: u64,
+    /// 1: serve the client bundle under `/socket.io/` (the official `serveClient`), from
+    /// `--client-dist`.
+    #[arg(long, default_value_t = 0)]
+    serve_client: u8,
+    /// The official bundle: `client-dist/` of the `socket.io` npm package; the ETag is the version
+    /// in the `package.json` beside it (the official server's own version).
+    #[arg(long, default_value = "node_modules/socket.io/client-dist")]
+    client_dist: std::path::PathBuf,
+}
+
+/// The client bundle of `--client-dist`, with the version of the package it belongs to.
+fn client_files(dist: &std::path::Path) -> std::io::Result<socketio::ClientFiles> {
+    let manifest = dist
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("package.json");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest)?)?;
+    let version = manifest["version"].as_str().unwrap_or_default().to_owned();
+    socketio::ClientFiles::from_dir(dist, version).map_err(std::io::Error::other)
 }
 
 /// `/engine.io/`: every message goes back as it came.
@@ -433,6 +452,9 @@ async fn main() -> std::io::Result<()> {
         let mut recovery = socketio::ConnectionStateRecovery::default();
         recovery.max_disconnection_duration = Duration::from_millis(args.connection_state_recovery);
         config.connection_state_recovery = Some(recovery);
+    }
+    if args.serve_client == 1 {
+        config.serve_client = Some(Arc::new(client_files(&args.client_dist)?));
     }
     let io = SocketIo::new(config);
     main_namespace(&io);

@@ -38,9 +38,24 @@ impl HttpCompression {
     }
 }
 
-/// A `Content-Encoding` the server compresses with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ContentCoding {
+/// A `Content-Encoding` the server compresses with: gzip or deflate for long-polling answers (as
+/// the official engine), Brotli too for static files such as the client bundle (as the official
+/// Socket.IO server serves it).
+///
+/// ```
+/// use engineio::ContentCoding;
+/// let available = [ContentCoding::Brotli, ContentCoding::Gzip, ContentCoding::Deflate];
+/// // The header's order wins at equal quality, then the server's.
+/// assert_eq!(ContentCoding::negotiate_among("gzip, deflate, br", &available), Some(ContentCoding::Gzip));
+/// assert_eq!(ContentCoding::negotiate_among("*", &available), Some(ContentCoding::Brotli));
+/// assert_eq!(ContentCoding::negotiate_among("identity", &available), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContentCoding {
+    /// Brotli (RFC 7932), at Node's default quality (11).
+    Brotli,
+    /// gzip (RFC 1952).
     Gzip,
     /// The zlib format (RFC 1950), which is what HTTP calls `deflate` and what Node's
     /// `zlib.createDeflate` writes.
@@ -49,53 +64,91 @@ pub(crate) enum ContentCoding {
 
 impl ContentCoding {
     /// The header value.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
+            ContentCoding::Brotli => "br",
             ContentCoding::Gzip => "gzip",
             ContentCoding::Deflate => "deflate",
         }
     }
 
-    /// The coding to use for a client whose `Accept-Encoding` is `accept` (several header lines
-    /// joined with `,`): gzip or deflate, whichever `negotiator` ranks first, or `None` when
-    /// neither is acceptable (no header, `q=0`, only other codings).
+    /// The coding for a long-polling answer to a client whose `Accept-Encoding` is `accept`
+    /// (several header lines joined with `,`): gzip or deflate, whichever `negotiator` ranks
+    /// first, or `None` when neither is acceptable (no header, `q=0`, only other codings).
+    #[cfg(test)]
     pub(crate) fn negotiate(accept: &str) -> Option<ContentCoding> {
+        Self::negotiate_among(accept, &[ContentCoding::Gzip, ContentCoding::Deflate])
+    }
+
+    /// [`negotiate_among`](Self::negotiate_among) for a request's headers: every
+    /// `Accept-Encoding` line, read as one joined with `, ` as Node joins them; `None` without
+    /// the header (Node then accepts only `identity`).
+    pub fn for_request(
+        request: &http::HeaderMap,
+        available: &[ContentCoding],
+    ) -> Option<ContentCoding> {
+        let values: Vec<&str> = request
+            .get_all(http::header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        match values.as_slice() {
+            [] => None,
+            [value] => Self::negotiate_among(value, available),
+            values => Self::negotiate_among(&values.join(", "), available),
+        }
+    }
+
+    /// The coding of `available` (the server's list, most preferred first) that the `negotiator`
+    /// package (which the official servers use) ranks first for the `Accept-Encoding` value
+    /// `accept`, or `None` when none is acceptable. Several header lines are read joined with
+    /// `, `; a request without the header accepts none.
+    pub fn negotiate_among(accept: &str, available: &[ContentCoding]) -> Option<ContentCoding> {
         let entries: Vec<Accepted<'_>> = accept
             .split(',')
             .enumerate()
             .filter_map(|(index, entry)| Accepted::parse(entry.trim(), index))
             .collect();
-        let gzip = Priority::of("gzip", 0, &entries);
-        let deflate = Priority::of("deflate", 1, &entries);
-        // A quality must be above 0 (NaN is not) to count.
-        match (gzip.q > 0.0, deflate.q > 0.0) {
-            (false, false) => None,
-            (true, false) => Some(ContentCoding::Gzip),
-            (false, true) => Some(ContentCoding::Deflate),
-            // negotiator sorts with `b.q - a.q || b.s - a.s || a.o - b.o || a.i - b.i`: a positive
-            // result puts deflate (b) first.
-            (true, true) => {
-                let order = js_or(&[
-                    deflate.q - gzip.q,
-                    deflate.s - gzip.s,
-                    gzip.o - deflate.o,
-                    gzip.i - deflate.i,
-                ]);
-                Some(if order > 0.0 {
-                    ContentCoding::Deflate
-                } else {
-                    ContentCoding::Gzip
-                })
+        let mut best: Option<(ContentCoding, Priority)> = None;
+        for (index, &coding) in available.iter().enumerate() {
+            let priority = Priority::of(coding.name(), index, &entries);
+            // A quality must be above 0 (NaN is not) to count.
+            if priority.q.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                continue;
+            }
+            // negotiator sorts with `b.q - a.q || b.s - a.s || a.o - b.o || a.i - b.i`: a negative
+            // result puts the candidate (a) before the best so far (b).
+            let first = match &best {
+                None => true,
+                Some((_, b)) => {
+                    js_or(&[
+                        b.q - priority.q,
+                        b.s - priority.s,
+                        priority.o - b.o,
+                        priority.i - b.i,
+                    ]) < 0.0
+                }
+            };
+            if first {
+                best = Some((coding, priority));
             }
         }
+        best.map(|(coding, _)| coding)
     }
 
-    /// `body` compressed with this coding at the default level (as Node's zlib does).
-    pub(crate) fn compress(self, body: &[u8]) -> Bytes {
+    /// `body` compressed with this coding at Node's default level (zlib 6, Brotli 11). Brotli at
+    /// that level takes about a second per megabyte: compress large bodies once, off the
+    /// runtime's threads.
+    pub fn compress(self, body: &[u8]) -> Bytes {
         // Writing into a Vec cannot fail.
         let out = Vec::with_capacity(body.len() / 4 + 64);
         let level = flate2::Compression::default();
         let compressed = match self {
+            ContentCoding::Brotli => {
+                let mut encoder = brotli::CompressorWriter::new(out, 4096, 11, 22);
+                // `into_inner` ends the stream.
+                encoder.write_all(body).map(|()| encoder.into_inner())
+            }
             ContentCoding::Gzip => {
                 let mut encoder = GzEncoder::new(out, level);
                 encoder.write_all(body).and_then(|()| encoder.finish())
@@ -264,6 +317,42 @@ mod tests {
         assert_eq!(pick("identity"), None);
         assert_eq!(pick(""), None);
         assert_eq!(pick("x-gzip"), None);
+    }
+
+    #[test]
+    fn negotiation_among_three_codings_matches_the_official_server() {
+        // The official server's client files: accepts(req).encodings(["br", "gzip", "deflate"]).
+        let all = [
+            ContentCoding::Brotli,
+            ContentCoding::Gzip,
+            ContentCoding::Deflate,
+        ];
+        let pick = |accept| ContentCoding::negotiate_among(accept, &all).map(ContentCoding::name);
+        assert_eq!(pick("gzip, deflate, br, zstd"), Some("gzip"));
+        assert_eq!(pick("deflate, gzip, br, zstd"), Some("deflate"));
+        assert_eq!(pick("br, gzip"), Some("br"));
+        assert_eq!(pick("gzip;q=0.8, br"), Some("br"));
+        assert_eq!(pick("*"), Some("br"));
+        assert_eq!(pick("*, br;q=0"), Some("gzip"));
+        assert_eq!(pick("identity, zstd"), None);
+        assert_eq!(pick(""), None);
+        // Polling answers never use Brotli.
+        assert_eq!(
+            ContentCoding::negotiate("br, gzip").map(ContentCoding::name),
+            Some("gzip")
+        );
+    }
+
+    #[test]
+    fn brotli_output_decompresses_to_the_input() {
+        let body = b"0{\"sid\":\"abc\"}".repeat(200);
+        let compressed = ContentCoding::Brotli.compress(&body);
+        assert!(compressed.len() < body.len() / 10);
+        let mut out = Vec::new();
+        brotli::Decompressor::new(&compressed[..], 4096)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
     }
 
     #[test]

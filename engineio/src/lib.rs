@@ -65,7 +65,7 @@ mod stats;
 mod websocket;
 pub mod wsframe;
 
-pub use compression::HttpCompression;
+pub use compression::{ContentCoding, HttpCompression};
 pub use config::{AllowRequest, Config, HeadersHook, Refusal};
 pub use cookie::{SameSite, SessionCookie};
 pub use cors::{AllowedOrigins, Cors};

@@ -67,17 +67,7 @@ const BLOCKING_COMPRESSION_BYTES: usize = 64 * 1024;
 
 /// The coding a poll's answer may be compressed with, from the request's `Accept-Encoding`.
 fn accepted_coding(request: &header::HeaderMap) -> Option<ContentCoding> {
-    let values: Vec<&str> = request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    match values.as_slice() {
-        [] => None,
-        [value] => ContentCoding::negotiate(value),
-        // Several header lines read as one, joined as Node joins them.
-        values => ContentCoding::negotiate(&values.join(", ")),
-    }
+    ContentCoding::for_request(request, &[ContentCoding::Gzip, ContentCoding::Deflate])
 }
 
 /// The payload a poll answers with, once there is one; `Err` for an overlapping poll (the session

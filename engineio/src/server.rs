@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -321,6 +321,15 @@ impl EngineIo {
             }
         })
         .await
+    }
+
+    /// Adds to `response` the CORS headers that [`Config::cors`] (when set) gives an answer to
+    /// `request`, as the official server's `cors` middleware does for any request but a preflight.
+    /// For what a layer above serves under the path itself (the client bundle, say).
+    pub fn add_cors_headers(&self, request: &HeaderMap, response: &mut HeaderMap) {
+        if let Some(cors) = &self.shared.config.cors {
+            cors.apply(request, response);
+        }
     }
 
     /// Answers one HTTP request addressed to this server's path.

@@ -34,6 +34,7 @@
 
 pub mod adapter;
 mod client;
+mod client_files;
 mod data;
 mod handshake;
 mod namespace;
@@ -44,6 +45,7 @@ mod server;
 mod socket;
 
 pub use adapter::{AckResponses, Adapter, BroadcastOptions, LocalAdapter, Room};
+pub use client_files::{ClientFiles, ClientFilesError, CLIENT_FILE_NAMES};
 pub use data::{Binary, Data};
 /// The frames [`Adapter::broadcast_encoded`] hands over (an Engine.IO message, text or binary).
 pub use engineio::Frame;

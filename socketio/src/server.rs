@@ -6,12 +6,13 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use engineio::{Body, ConnectionHandler, EngineIo};
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde::Serialize;
 
 use crate::adapter::{AdapterFactory, LocalAdapter, Room};
 use crate::client::Client;
+use crate::client_files::ClientFiles;
 use crate::namespace::{DynamicNamespace, Handlers, Namespace, NamespaceInner};
 use crate::operators::BroadcastOperator;
 use crate::recovery::ConnectionStateRecovery;
@@ -43,6 +44,11 @@ pub struct Config {
     /// Connection state recovery, off by default as in the official server (see
     /// [`ConnectionStateRecovery`]).
     pub connection_state_recovery: Option<ConnectionStateRecovery>,
+    /// The browser client bundle to serve under the path (`/socket.io/socket.io.js`, …), as the
+    /// official `serveClient` option. The official server ships the bundle and serves it by
+    /// default; this crate does not ship it, so this is `None` (those paths are then Engine.IO
+    /// requests, answered as the official server answers them with `serveClient: false`).
+    pub serve_client: Option<Arc<ClientFiles>>,
 }
 
 impl Default for Config {
@@ -57,6 +63,7 @@ impl Default for Config {
             max_pending_acks: 10_000,
             adapter: Arc::new(|nsp| Arc::new(LocalAdapter::new(nsp))),
             connection_state_recovery: None,
+            serve_client: None,
         }
     }
 }
@@ -73,6 +80,7 @@ impl std::fmt::Debug for Config {
             )
             .field("max_pending_acks", &self.max_pending_acks)
             .field("connection_state_recovery", &self.connection_state_recovery)
+            .field("serve_client", &self.serve_client.is_some())
             .finish()
     }
 }
@@ -245,17 +253,50 @@ impl SocketIo {
 
     /// Whether a request path belongs to this server.
     pub fn handles_path(&self, path: &str) -> bool {
-        self.engine.handles_path(path)
+        self.engine.handles_path(path) || self.client_file(path).is_some()
     }
 
     /// Answers one HTTP request addressed to this server's path.
     pub async fn handle(&self, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+        if let Some((files, name)) = self.client_file(request.uri().path()) {
+            // A preflight gets the engine's CORS answer, as the official server's `cors`
+            // middleware answers it before the file would be served.
+            let preflight = request.method() == Method::OPTIONS;
+            if !(preflight && self.engine.config().cors.is_some()) {
+                let mut response = files.respond(name, request.headers()).await;
+                self.engine
+                    .add_cors_headers(request.headers(), response.headers_mut());
+                return response;
+            }
+        }
         self.engine.handle(request, remote).await
+    }
+
+    /// The client file a request path asks for, when [`Config::serve_client`] is set and has it.
+    fn client_file(&self, path: &str) -> Option<(&Arc<ClientFiles>, &'static str)> {
+        let files = self.inner.config.serve_client.as_ref()?;
+        let name = files.file_for(&self.inner.config.engine.path, path)?;
+        Some((files, name))
     }
 
     /// Accepts connections on `listener` and serves Socket.IO on its path (404 elsewhere).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        self.engine.clone().serve(listener).await
+        if self.inner.config.serve_client.is_none() {
+            return self.engine.clone().serve(listener).await;
+        }
+        engineio::serve_fn(listener, move |request, remote| {
+            let io = self.clone();
+            async move {
+                if io.handles_path(request.uri().path()) {
+                    io.handle(request, remote).await
+                } else {
+                    let mut response = Response::new(Body::default());
+                    *response.status_mut() = http::StatusCode::NOT_FOUND;
+                    response
+                }
+            }
+        })
+        .await
     }
 
     /// Disconnects every socket (`server shutting down`) and closes every connection.

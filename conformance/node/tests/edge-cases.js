@@ -862,4 +862,89 @@ tests.push({
   },
 });
 
+// ------------------------------------------------ the client bundle (serveClient)
+// The official server serves its client bundle under its path; the Rust server does when it is
+// given the same files (`--serve-client 1`: the socket.io package's client-dist/).
+const CLIENT_DIST = require("node:path").join(__dirname, "..", "node_modules", "socket.io", "client-dist");
+const SOCKET_IO_VERSION = require("socket.io/package.json").version;
+
+tests.push({
+  name: "edge: sio client bundle: files, ETag and 304, codings, CORS, methods; other names are engine.io's",
+  async run(t) {
+    const zlib = require("node:zlib");
+    const fs = require("node:fs");
+    const server = await t.dedicatedServer({ "serve-client": 1 });
+    const base = `${server.url}/socket.io`;
+    const etag = `"${SOCKET_IO_VERSION}"`;
+    const file = (name) => fs.readFileSync(`${CLIENT_DIST}/${name}`);
+
+    for (const name of ["socket.io.js", "socket.io.min.js", "socket.io.esm.min.js", "socket.io.msgpack.min.js.map"]) {
+      const r = await request(`${base}/${name}`);
+      assert.equal(r.status, 200, name);
+      const type = name.endsWith(".map") ? "application/json" : "application/javascript";
+      assert.equal(r.headers["content-type"], `${type}; charset=utf-8`, name);
+      assert.equal(r.headers["cache-control"], "public, max-age=0", name);
+      assert.equal(r.headers.etag, etag, name);
+      assert.equal(r.headers["content-encoding"], undefined, name);
+      assert.equal(r.headers["access-control-allow-origin"], "*", name);
+      assert.ok(r.raw.equals(file(name)), `${name}: the file as it is`);
+    }
+    // a query string is not part of the name
+    assert.equal((await request(`${base}/socket.io.js?v=${SOCKET_IO_VERSION}`)).status, 200);
+
+    // If-None-Match: the ETag, strong or weak, gets an empty 304
+    for (const tag of [etag, `W/${etag}`]) {
+      const r = await request(`${base}/socket.io.js`, { headers: { "If-None-Match": tag } });
+      assert.equal(r.status, 304, tag);
+      assert.equal(r.body, "", tag);
+      assert.equal(r.headers.etag, undefined, tag);
+    }
+    assert.equal((await request(`${base}/socket.io.js`, { headers: { "If-None-Match": '"0.0.1"' } })).status, 200);
+
+    // Accept-Encoding, ranked as the official `accepts` ranks it among br, gzip and deflate
+    const decode = { br: zlib.brotliDecompressSync, gzip: zlib.gunzipSync, deflate: zlib.inflateSync };
+    for (const [accept, coding] of [
+      ["gzip, deflate, br, zstd", "gzip"],
+      ["deflate, gzip, br", "deflate"],
+      ["br;q=1, gzip;q=0.5", "br"],
+      ["*", "br"],
+      ["identity", undefined],
+    ]) {
+      const r = await request(`${base}/socket.io.min.js`, { headers: { "Accept-Encoding": accept } });
+      assert.equal(r.status, 200, accept);
+      assert.equal(r.headers["content-encoding"], coding, accept);
+      const body = coding ? decode[coding](r.raw) : r.raw;
+      assert.ok(body.equals(file("socket.io.min.js")), `${accept}: decodes to the file`);
+    }
+
+    // any method gets the file; a preflight gets the CORS answer
+    const post = await request(`${base}/socket.io.js`, { method: "POST", body: "x" });
+    assert.equal(post.status, 200);
+    assert.ok(post.raw.equals(file("socket.io.js")));
+    const head = await request(`${base}/socket.io.js`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, "");
+    assert.equal(head.headers.etag, etag);
+    const preflight = await request(`${base}/socket.io.js`, {
+      method: "OPTIONS",
+      headers: { Origin: "http://example.com", "Access-Control-Request-Method": "GET" },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers["access-control-allow-origin"], "*");
+    assert.equal(preflight.body, "");
+
+    // other names under the path are engine.io requests
+    for (const name of ["socket.io.slim.js", "socket.io.js/x", "", "SOCKET.IO.JS"]) {
+      const r = await request(`${base}/${name}`);
+      t.note(`/socket.io/${name}: ${r.status} ${r.body}`);
+      assert.equal(r.status, 400, name);
+      assert.deepStrictEqual(JSON.parse(r.body), { code: 0, message: "Transport unknown" }, name);
+    }
+    // and without serveClient, the bundle's names too (the suite's main server)
+    const off = await request(`${t.url}/socket.io/socket.io.js`);
+    assert.equal(off.status, 400);
+    assert.deepStrictEqual(JSON.parse(off.body), { code: 0, message: "Transport unknown" });
+  },
+});
+
 module.exports = tests;
