@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use engineio::{Body, ContentCoding};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
+use tokio::sync::OnceCell;
 
 /// The files the official server serves, each from `<path>/<name>`.
 pub const CLIENT_FILE_NAMES: [&str; 8] = [
@@ -59,7 +59,7 @@ pub struct ClientFiles {
 struct ClientFile {
     raw: Bytes,
     /// Each coding's output, made on the first request that asks for it.
-    compressed: [OnceLock<Bytes>; 3],
+    compressed: [OnceCell<Bytes>; 3],
 }
 
 /// Why [`ClientFiles`] could not be built.
@@ -149,11 +149,7 @@ impl ClientFiles {
     }
 
     /// The answer to a request for the file `name` (one [`file_for`](Self::file_for) returned).
-    pub(crate) async fn respond(
-        self: &Arc<Self>,
-        name: &'static str,
-        request: &HeaderMap,
-    ) -> Response<Body> {
+    pub(crate) async fn respond(&self, name: &'static str, request: &HeaderMap) -> Response<Body> {
         let Some(file) = self.files.get(name) else {
             return empty(StatusCode::NOT_FOUND);
         };
@@ -196,29 +192,28 @@ impl ClientFiles {
 
     /// The file compressed with `coding`: made once, on tokio's blocking pool (Brotli at Node's
     /// level takes about a second per megabyte). `None` only if compressing panicked.
-    async fn compressed(
-        self: &Arc<Self>,
-        name: &'static str,
-        coding: ContentCoding,
-    ) -> Option<Bytes> {
+    async fn compressed(&self, name: &'static str, coding: ContentCoding) -> Option<Bytes> {
         let slot = CODINGS.iter().position(|c| *c == coding)?;
-        if let Some(done) = self.files.get(name)?.compressed[slot].get() {
-            return Some(done.clone());
-        }
-        let files = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let file = files.files.get(name)?;
-            Some(
-                file.compressed[slot]
-                    .get_or_init(|| coding.compress(&file.raw))
-                    .clone(),
-            )
-        })
-        .await
-        .ok()
-        .flatten()
+        let file = self.files.get(name)?;
+        // One request compresses; the others wait without holding a thread. Should that request
+        // go away, the next waiter compresses.
+        let compressed = file.compressed[slot]
+            .get_or_try_init(|| {
+                let raw = file.raw.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || coding.compress(&raw))
+                        .await
+                        .map_err(|_| CompressionPanicked)
+                }
+            })
+            .await
+            .ok()?;
+        Some(compressed.clone())
     }
 }
+
+/// Compressing a file panicked (the answer is then a 500, and the next request tries again).
+struct CompressionPanicked;
 
 impl ClientFile {
     fn new(raw: Bytes) -> Self {
@@ -240,6 +235,7 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use std::io::Read;
+    use std::sync::Arc;
 
     fn files() -> Arc<ClientFiles> {
         let js = Bytes::from(b"/* client */ var io = 1;\n".repeat(100));
@@ -377,6 +373,25 @@ mod tests {
             )
             .await;
         assert!(plain.headers().get("content-encoding").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_requests_share_one_compression() {
+        let files = files();
+        let answers = (0..16).map(|_| {
+            let files = files.clone();
+            tokio::spawn(async move {
+                let headers = request(&[("accept-encoding", "br")]);
+                body(files.respond("socket.io.js", &headers).await).await
+            })
+        });
+        let mut bodies = Vec::new();
+        for answer in answers {
+            bodies.push(answer.await.unwrap());
+        }
+        let cached = files.files["socket.io.js"].compressed[0].get().unwrap();
+        // Every answer is the one cached output, not a copy compressed again.
+        assert!(bodies.iter().all(|b| b.as_ptr() == cached.as_ptr()));
     }
 
     #[test]
