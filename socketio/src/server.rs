@@ -281,9 +281,6 @@ impl SocketIo {
 
     /// Accepts connections on `listener` and serves Socket.IO on its path (404 elsewhere).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        if self.inner.config.serve_client.is_none() {
-            return self.engine.clone().serve(listener).await;
-        }
         engineio::serve_fn(listener, move |request, remote| {
             let io = self.clone();
             async move {
