@@ -260,9 +260,12 @@ impl SocketIo {
     pub async fn handle(&self, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
         if let Some((files, name)) = self.client_file(request.uri().path()) {
             // A preflight gets the engine's CORS answer, as the official server's `cors`
-            // middleware answers it before the file would be served.
-            let preflight = request.method() == Method::OPTIONS;
-            if !(preflight && self.engine.config().cors.is_some()) {
+            // middleware answers it before the file would be served; an upgrade request never
+            // reaches the official server's file handler (Node hands it to the engine).
+            let preflight =
+                request.method() == Method::OPTIONS && self.engine.config().cors.is_some();
+            let upgrade = request.headers().contains_key(http::header::UPGRADE);
+            if !preflight && !upgrade {
                 let mut response = files.respond(name, request.headers()).await;
                 self.engine
                     .add_cors_headers(request.headers(), response.headers_mut());

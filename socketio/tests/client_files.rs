@@ -40,6 +40,15 @@ async fn the_bundle_is_served_beside_socket_io() {
         http(server.addr, "GET", "/socket.io.js", b"").await.status,
         404
     );
+    // A WebSocket upgrade on a file's name is the engine's (here: no transport, refused).
+    let ws = format!("ws://{}/socket.io/socket.io.js", server.addr);
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    match tokio_tungstenite::client_async(ws, stream).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!("expected the engine's 400, got {other:?}"),
+    }
     // Socket.IO itself still answers on the path.
     let (_client, sid) = server.connected().await;
     assert_eq!(server.socket(&sid).id(), sid);
