@@ -196,7 +196,8 @@ impl ClientFiles {
         let slot = CODINGS.iter().position(|c| *c == coding)?;
         let file = self.files.get(name)?;
         // One request compresses; the others wait without holding a thread. Should that request
-        // go away, the next waiter compresses.
+        // go away first, the next waiter starts over (the first compression still runs to its end
+        // on the blocking pool): at worst a few compressions of one file, never a wrong answer.
         let compressed = file.compressed[slot]
             .get_or_try_init(|| {
                 let raw = file.raw.clone();
