@@ -56,7 +56,11 @@ fn client_files(dist: &std::path::Path) -> std::io::Result<socketio::ClientFiles
         .unwrap_or(std::path::Path::new("."))
         .join("package.json");
     let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest)?)?;
-    let version = manifest["version"].as_str().unwrap_or_default().to_owned();
+    let Some(version) = manifest["version"].as_str() else {
+        return Err(std::io::Error::other(
+            "the package.json beside --client-dist has no version",
+        ));
+    };
     socketio::ClientFiles::from_dir(dist, version).map_err(std::io::Error::other)
 }
 

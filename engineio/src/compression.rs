@@ -38,6 +38,10 @@ impl HttpCompression {
     }
 }
 
+/// The codings of long-polling answers, the official engine's preference first (never Brotli).
+pub(crate) const POLLING_CODINGS: [ContentCoding; 2] =
+    [ContentCoding::Gzip, ContentCoding::Deflate];
+
 /// A `Content-Encoding` the server compresses with: gzip or deflate for long-polling answers (as
 /// the official engine), Brotli too for static files such as the client bundle (as the official
 /// Socket.IO server serves it).
@@ -70,14 +74,6 @@ impl ContentCoding {
             ContentCoding::Gzip => "gzip",
             ContentCoding::Deflate => "deflate",
         }
-    }
-
-    /// The coding for a long-polling answer to a client whose `Accept-Encoding` is `accept`
-    /// (several header lines joined with `,`): gzip or deflate, whichever `negotiator` ranks
-    /// first, or `None` when neither is acceptable (no header, `q=0`, only other codings).
-    #[cfg(test)]
-    pub(crate) fn negotiate(accept: &str) -> Option<ContentCoding> {
-        Self::negotiate_among(accept, &[ContentCoding::Gzip, ContentCoding::Deflate])
     }
 
     /// [`negotiate_among`](Self::negotiate_among) for a request's headers: every
@@ -300,7 +296,7 @@ mod tests {
     use std::io::Read;
 
     fn pick(accept: &str) -> Option<&'static str> {
-        ContentCoding::negotiate(accept).map(ContentCoding::name)
+        ContentCoding::negotiate_among(accept, &POLLING_CODINGS).map(ContentCoding::name)
     }
 
     #[test]
@@ -338,7 +334,7 @@ mod tests {
         assert_eq!(pick(""), None);
         // Polling answers never use Brotli.
         assert_eq!(
-            ContentCoding::negotiate("br, gzip").map(ContentCoding::name),
+            ContentCoding::negotiate_among("br, gzip", &POLLING_CODINGS).map(ContentCoding::name),
             Some("gzip")
         );
     }
@@ -403,7 +399,7 @@ mod tests {
         /// or `*`.
         #[test]
         fn any_header_negotiates_without_panicking(accept in header_text()) {
-            let chosen = ContentCoding::negotiate(&accept);
+            let chosen = ContentCoding::negotiate_among(&accept, &POLLING_CODINGS);
             let lower = accept.to_ascii_lowercase();
             if chosen.is_some() {
                 proptest::prop_assert!(

@@ -9,7 +9,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::compression::{ContentCoding, HttpCompression};
+use crate::compression::{ContentCoding, HttpCompression, POLLING_CODINGS};
 use crate::handler::Message;
 use crate::jsonp;
 use crate::packet::Packet;
@@ -67,7 +67,7 @@ const BLOCKING_COMPRESSION_BYTES: usize = 64 * 1024;
 
 /// The coding a poll's answer may be compressed with, from the request's `Accept-Encoding`.
 fn accepted_coding(request: &header::HeaderMap) -> Option<ContentCoding> {
-    ContentCoding::for_request(request, &[ContentCoding::Gzip, ContentCoding::Deflate])
+    ContentCoding::for_request(request, &POLLING_CODINGS)
 }
 
 /// The payload a poll answers with, once there is one; `Err` for an overlapping poll (the session
