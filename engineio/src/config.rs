@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::compression::HttpCompression;
 use crate::cookie::SessionCookie;
 use crate::cors::Cors;
+use crate::deflate::PerMessageDeflate;
 use crate::session::Timings;
 
 /// A request refused by the [`Config::allow_request`] hook: a polling handshake gets `403` with
@@ -88,6 +89,9 @@ pub struct Config {
     pub cookie: Option<SessionCookie>,
     /// Adds headers to polling answers and WebSocket `101`s (see [`HeadersHook`]; default none).
     pub headers: Option<HeadersHook>,
+    /// WebSocket compression (`permessage-deflate`) for clients that offer it, as the official
+    /// `perMessageDeflate` option; default `None`, off, as in the official server.
+    pub per_message_deflate: Option<PerMessageDeflate>,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             http_compression: Some(HttpCompression::default()),
             cookie: None,
             headers: None,
+            per_message_deflate: None,
         }
     }
 }
@@ -134,6 +139,7 @@ impl std::fmt::Debug for Config {
             .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
             .field("headers", &self.headers.is_some())
+            .field("per_message_deflate", &self.per_message_deflate)
             .finish()
     }
 }

@@ -7,6 +7,7 @@
 //! - [`packet`]: one packet ↔ its text or binary form;
 //! - [`payload`]: several packets in one long-polling body;
 //! - [`jsonp`]: the JSONP form of long-polling answers and POST bodies;
+//! - [`wsframe`] and [`deflate`]: WebSocket frames, and their compression when it is enabled;
 //! - [`session`]: the protocol state of a session (heartbeat, upgrade, close) with no I/O: packets and
 //!   instants in, actions out;
 //! - the server ([`EngineIo`]): a thin tokio/hyper shell that routes requests, runs the transports and
@@ -50,6 +51,7 @@ mod compression;
 mod config;
 mod cookie;
 mod cors;
+pub mod deflate;
 mod handler;
 pub mod jsonp;
 pub mod packet;
@@ -69,6 +71,7 @@ pub use compression::{ContentCoding, HttpCompression};
 pub use config::{AllowRequest, Config, HeadersHook, Refusal};
 pub use cookie::{SameSite, SessionCookie};
 pub use cors::{AllowedOrigins, Cors};
+pub use deflate::PerMessageDeflate;
 pub use handler::{ConnectionHandler, Handler, Message};
 pub use packet::{Frame, Packet, PacketError};
 pub use request::RequestInfo;

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::accepted::AcceptedStream;
 use crate::config::Config;
+use crate::deflate::Negotiation;
 use crate::handler::Handler;
 use crate::packet::Frame;
 use crate::request::RequestInfo;
@@ -478,8 +479,8 @@ impl EngineIo {
                 response
             }
             TransportKind::WebSocket => {
-                let response = match accept_response(parts) {
-                    Ok(response) => response,
+                let (response, deflate) = match self.accept_response(parts) {
+                    Ok(accepted) => accepted,
                     Err(refusal) => return refusal.response(),
                 };
                 let (session, open) = self.open_session(info, TransportKind::WebSocket, None);
@@ -489,7 +490,10 @@ impl EngineIo {
                 let engine = self.clone();
                 let parts_upgrade = upgrade_future(parts);
                 tokio::spawn(async move {
-                    match engine.finish_upgrade(parts_upgrade, binary_as_base64).await {
+                    match engine
+                        .finish_upgrade(parts_upgrade, binary_as_base64, deflate)
+                        .await
+                    {
                         Some(ws) => {
                             engine.announce(session.clone());
                             websocket::run_direct(session, ws).await;
@@ -507,15 +511,15 @@ impl EngineIo {
     /// A WebSocket upgrade asked for a transport that takes none (polling): as the official server,
     /// the WebSocket is accepted, then closed at once; no session is opened.
     fn accept_and_close(&self, parts: &mut http::request::Parts) -> Response<Body> {
-        let response = match accept_response(parts) {
-            Ok(response) => response,
+        let (response, deflate) = match self.accept_response(parts) {
+            Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
         tracing::debug!("WebSocket upgrade for the polling transport: closed");
         let engine = self.clone();
         let pending = upgrade_future(parts);
         tokio::spawn(async move {
-            if let Some(mut ws) = engine.finish_upgrade(pending, false).await {
+            if let Some(mut ws) = engine.finish_upgrade(pending, false, deflate).await {
                 ws.close(None).await;
             }
         });
@@ -541,15 +545,18 @@ impl EngineIo {
         session: Arc<Shared>,
         binary_as_base64: bool,
     ) -> Response<Body> {
-        let response = match accept_response(parts) {
-            Ok(response) => response,
+        let (response, deflate) = match self.accept_response(parts) {
+            Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
         let engine = self.clone();
         let pending = upgrade_future(parts);
         let allowed = self.shared.config.allow_upgrades;
         tokio::spawn(async move {
-            let Some(mut ws) = engine.finish_upgrade(pending, binary_as_base64).await else {
+            let Some(mut ws) = engine
+                .finish_upgrade(pending, binary_as_base64, deflate)
+                .await
+            else {
                 return;
             };
             let started = allowed && session.lock().state.start_upgrade(Instant::now()).is_ok();
@@ -566,11 +573,44 @@ impl EngineIo {
         response
     }
 
-    /// The WebSocket of an accepted upgrade request; `binary_as_base64` from its `b64` parameter.
+    /// The `101` answer to a valid WebSocket handshake, and the compression threshold when
+    /// `permessage-deflate` was negotiated.
+    fn accept_response(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<(Response<Body>, Option<usize>), WsHandshakeError> {
+        let mut response = accept_response(parts)?;
+        let Some(deflate) = self.shared.config.per_message_deflate else {
+            return Ok((response, None));
+        };
+        let offers = parts
+            .headers
+            .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .map(HeaderValue::as_bytes);
+        match crate::deflate::negotiate(offers) {
+            Ok(Negotiation::Accept) => {
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_EXTENSIONS,
+                    HeaderValue::from_static(crate::deflate::RESPONSE),
+                );
+                Ok((response, Some(deflate.threshold)))
+            }
+            Ok(Negotiation::Decline) => Ok((response, None)),
+            Err(err) => {
+                tracing::debug!(%err, "WebSocket handshake refused");
+                Err(WsHandshakeError::Extensions)
+            }
+        }
+    }
+
+    /// The WebSocket of an accepted upgrade request; `binary_as_base64` from its `b64` parameter,
+    /// `deflate` the negotiated compression threshold.
     async fn finish_upgrade(
         &self,
         pending: hyper::upgrade::OnUpgrade,
         binary_as_base64: bool,
+        deflate: Option<usize>,
     ) -> Option<WsConn> {
         let max_message = self.shared.config.max_http_buffer_size;
         let conn = match pending.await {
@@ -593,7 +633,11 @@ impl EngineIo {
                 None
             }
         };
-        conn.map(|conn| conn.with_binary_as_base64(binary_as_base64))
+        let conn = conn.map(|conn| conn.with_binary_as_base64(binary_as_base64));
+        match deflate {
+            Some(threshold) => conn.map(|conn| conn.with_deflate(threshold)),
+            None => conn,
+        }
     }
 
     /// Counts a handshake against the per-second limit; false when over it.
@@ -710,6 +754,7 @@ enum WsHandshakeError {
     Key,
     Version,
     Protocol,
+    Extensions,
 }
 
 impl WsHandshakeError {
@@ -719,6 +764,9 @@ impl WsHandshakeError {
             WsHandshakeError::Key => "Missing or invalid Sec-WebSocket-Key header",
             WsHandshakeError::Version => "Missing or invalid Sec-WebSocket-Version header",
             WsHandshakeError::Protocol => "Invalid Sec-WebSocket-Protocol header",
+            WsHandshakeError::Extensions => {
+                "Invalid or unacceptable Sec-WebSocket-Extensions header"
+            }
         };
         tracing::debug!(message, "WebSocket handshake refused");
         let mut response = error_with_message(ErrorCode::BadRequest, message, true);

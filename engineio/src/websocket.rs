@@ -27,12 +27,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
+use crate::deflate;
 use crate::packet::{Frame, Packet};
 use crate::payload;
 use crate::polling::apply_packet;
 use crate::session::{CloseReason, Step};
 use crate::socket::{Core, Shared};
-use crate::wsframe::{frame_header, opcode, FrameDecoder, WsError, WsMessage};
+use crate::wsframe::{frame_header, opcode, FrameDecoder, WsError, WsMessage, COMPRESSED};
 
 /// How long the last frames and the close frame may take to leave a closed session.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -177,16 +178,30 @@ pub(crate) struct WsWriter {
     written: usize,
     /// Binary messages leave as text frames, `b` and their base64 (the client asked with `b64`).
     binary_as_base64: bool,
+    /// `permessage-deflate` was negotiated: messages of at least this many bytes leave compressed.
+    compress_from: Option<usize>,
 }
 
 impl WsWriter {
     fn push(&mut self, frame: Frame) {
-        let out = match frame {
-            Frame::Text(text) => OutFrame::new(opcode::TEXT, text),
+        let (opcode, payload) = match frame {
+            Frame::Text(text) => (opcode::TEXT, text),
             Frame::Binary(data) if self.binary_as_base64 => {
-                OutFrame::new(opcode::TEXT, crate::payload::encode(&[Frame::Binary(data)]))
+                (opcode::TEXT, crate::payload::encode(&[Frame::Binary(data)]))
             }
-            Frame::Binary(data) => OutFrame::new(opcode::BINARY, data),
+            Frame::Binary(data) => (opcode::BINARY, data),
+        };
+        let compressed = self
+            .compress_from
+            .filter(|threshold| payload.len() >= *threshold)
+            .and_then(|_| deflate::compress(&payload));
+        let out = match compressed {
+            Some(compressed) => {
+                let mut out = OutFrame::new(opcode, compressed);
+                out.header[0] |= COMPRESSED;
+                out
+            }
+            None => OutFrame::new(opcode, payload),
         };
         self.out.push_back(out);
     }
@@ -471,8 +486,19 @@ impl WsConn {
                 out: VecDeque::new(),
                 written: 0,
                 binary_as_base64: false,
+                compress_from: None,
             }),
         }
+    }
+
+    /// The connection of a handshake that negotiated `permessage-deflate`: compressed messages
+    /// are read, and messages of at least `threshold` bytes are sent compressed.
+    pub(crate) fn with_deflate(mut self, threshold: usize) -> Self {
+        self.decoder = std::mem::replace(&mut self.decoder, FrameDecoder::new(0)).with_deflate();
+        if let Some(writer) = self.writer.as_mut() {
+            writer.compress_from = Some(threshold);
+        }
+        self
     }
 
     /// The connection sending binary messages as `b` + base64 text frames when `on` (the client's

@@ -60,12 +60,15 @@ pub enum WsError {
     /// A text message or close reason is not UTF-8 (close code 1007).
     #[error("invalid UTF-8 in a text message")]
     InvalidUtf8,
-    /// A message is larger than the limit (close code 1009).
+    /// A message is larger than the limit (close code 1009), compressed or once decompressed.
     #[error("message larger than {limit} bytes")]
     TooBig {
         /// The limit (`maxHttpBufferSize`).
         limit: usize,
     },
+    /// A compressed message is not valid deflate data (close code 1007).
+    #[error("invalid compressed data")]
+    BadCompression,
 }
 
 impl WsError {
@@ -73,7 +76,7 @@ impl WsError {
     pub fn close_code(self) -> u16 {
         match self {
             WsError::Protocol(_) => 1002,
-            WsError::InvalidUtf8 => 1007,
+            WsError::InvalidUtf8 | WsError::BadCompression => 1007,
             WsError::TooBig { .. } => 1009,
         }
     }
@@ -83,8 +86,11 @@ impl WsError {
 #[derive(Debug)]
 pub struct FrameDecoder {
     max_message: usize,
-    /// A fragmented data message in progress: its opcode and the fragments so far.
-    partial: Option<(u8, BytesMut)>,
+    /// `permessage-deflate` was negotiated: a message whose first frame has RSV1 set is compressed.
+    deflate: bool,
+    /// A fragmented data message in progress: its opcode, whether it is compressed, and the
+    /// fragments so far.
+    partial: Option<(u8, bool, BytesMut)>,
 }
 
 impl FrameDecoder {
@@ -92,8 +98,16 @@ impl FrameDecoder {
     pub fn new(max_message: usize) -> Self {
         FrameDecoder {
             max_message,
+            deflate: false,
             partial: None,
         }
+    }
+
+    /// The decoder of a connection that negotiated `permessage-deflate` ([`crate::deflate`]):
+    /// compressed messages come out decompressed, still refused over `max_message` bytes.
+    pub fn with_deflate(mut self) -> Self {
+        self.deflate = true;
+        self
     }
 
     /// Decodes the next message from the front of `buf`, consuming the frames it used. `Ok(None)`
@@ -104,8 +118,13 @@ impl FrameDecoder {
             let Some(header) = parse_header(buf)? else {
                 return Ok(None);
             };
-            let buffered = self.partial.as_ref().map_or(0, |(_, data)| data.len());
+            let buffered = self.partial.as_ref().map_or(0, |(_, _, data)| data.len());
             let is_control = header.opcode & 0x8 != 0;
+            if header.rsv1 && (!self.deflate || is_control || header.opcode == 0x0) {
+                return Err(WsError::Protocol(
+                    "RSV1 set without compression, or on a control or continuation frame",
+                ));
+            }
             if !is_control
                 && header.payload_len.saturating_add(buffered as u64) > self.max_message as u64
             {
@@ -121,7 +140,7 @@ impl FrameDecoder {
             // Fits in usize: bounded by the buffer's length just above.
             let mut payload = buf.split_to(header.payload_len as usize);
             unmask(&mut payload, header.mask);
-            if let Some(message) = self.on_frame(header.fin, header.opcode, payload)? {
+            if let Some(message) = self.on_frame(header.fin, header.opcode, header.rsv1, payload)? {
                 return Ok(Some(message));
             }
         }
@@ -131,28 +150,31 @@ impl FrameDecoder {
         &mut self,
         fin: bool,
         opcode: u8,
+        compressed: bool,
         payload: BytesMut,
     ) -> Result<Option<WsMessage>, WsError> {
         match opcode {
             0x0 => {
-                let Some((_, data)) = self.partial.as_mut() else {
+                let Some((_, _, data)) = self.partial.as_mut() else {
                     return Err(WsError::Protocol("continuation frame without a message"));
                 };
                 data.unsplit(payload);
                 if !fin {
                     return Ok(None);
                 }
-                let (opcode, data) = self.partial.take().unwrap_or_default();
-                Ok(Some(data_message(opcode, data.freeze())))
+                let (opcode, compressed, data) = self.partial.take().unwrap_or_default();
+                self.data_message(opcode, compressed, data.freeze())
+                    .map(Some)
             }
             opcode::TEXT | opcode::BINARY => {
                 if self.partial.is_some() {
                     return Err(WsError::Protocol("new message inside a fragmented message"));
                 }
                 if fin {
-                    Ok(Some(data_message(opcode, payload.freeze())))
+                    self.data_message(opcode, compressed, payload.freeze())
+                        .map(Some)
                 } else {
-                    self.partial = Some((opcode, payload));
+                    self.partial = Some((opcode, compressed, payload));
                     Ok(None)
                 }
             }
@@ -176,11 +198,29 @@ impl FrameDecoder {
     }
 }
 
-fn data_message(opcode: u8, data: Bytes) -> WsMessage {
-    if opcode == opcode::TEXT {
-        WsMessage::Text(data)
-    } else {
-        WsMessage::Binary(data)
+impl FrameDecoder {
+    /// A whole data message, decompressed when its first frame said so.
+    fn data_message(
+        &self,
+        opcode: u8,
+        compressed: bool,
+        data: Bytes,
+    ) -> Result<WsMessage, WsError> {
+        let data = if compressed {
+            crate::deflate::inflate(&data, self.max_message).map_err(|err| match err {
+                crate::deflate::InflateError::TooBig => WsError::TooBig {
+                    limit: self.max_message,
+                },
+                crate::deflate::InflateError::Corrupt => WsError::BadCompression,
+            })?
+        } else {
+            data
+        };
+        Ok(if opcode == opcode::TEXT {
+            WsMessage::Text(data)
+        } else {
+            WsMessage::Binary(data)
+        })
     }
 }
 
@@ -191,6 +231,8 @@ fn valid_close_code(code: u16) -> bool {
 
 struct Header {
     fin: bool,
+    /// The compression bit of `permessage-deflate`.
+    rsv1: bool,
     opcode: u8,
     mask: [u8; 4],
     header_len: usize,
@@ -202,7 +244,7 @@ fn parse_header(buf: &[u8]) -> Result<Option<Header>, WsError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 {
         return Err(WsError::Protocol("reserved bits set without an extension"));
     }
     let opcode = b0 & 0x0F;
@@ -242,6 +284,7 @@ fn parse_header(buf: &[u8]) -> Result<Option<Header>, WsError> {
     mask.copy_from_slice(&buf[2 + len_bytes..header_len]);
     Ok(Some(Header {
         fin,
+        rsv1: b0 & 0x40 != 0,
         opcode,
         mask,
         header_len,
@@ -266,6 +309,12 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+/// The final-fragment bit of a frame's first byte.
+const FIN: u8 = 0x80;
+
+/// The bit of a frame's first byte that marks a compressed message (`permessage-deflate`'s RSV1).
+pub const COMPRESSED: u8 = 0x40;
+
 /// The header of an unfragmented, unmasked server frame: the bytes and how many of them are used.
 ///
 /// ```
@@ -275,7 +324,7 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 /// ```
 pub fn frame_header(opcode: u8, payload_len: usize) -> ([u8; 10], usize) {
     let mut header = [0u8; 10];
-    header[0] = 0x80 | opcode;
+    header[0] = FIN | opcode;
     let len = if payload_len < 126 {
         header[1] = payload_len as u8;
         2
@@ -392,6 +441,47 @@ mod tests {
         let wire = client_frame(0x88, &[0x03, 0xE8, b'o', b'k'], [5, 6, 7, 8]);
         let messages = decode_all(&mut FrameDecoder::new(10), &wire).unwrap();
         assert_eq!(messages, vec![WsMessage::Close(Some(1000))]);
+    }
+
+    #[test]
+    fn with_deflate_compressed_messages_come_out_decompressed() {
+        let mask = [4, 3, 2, 1];
+        let text = "4".repeat(300);
+        let compressed = crate::deflate::compress(text.as_bytes()).unwrap();
+        let (first, rest) = compressed.split_at(3);
+        // RSV1 on the first frame of a fragmented message only; a plain message in between.
+        let mut wire = client_frame(0x41, first, mask);
+        wire.extend(client_frame(0x80, rest, mask));
+        wire.extend(client_frame(0x82, b"raw", mask));
+        let mut decoder = FrameDecoder::new(300).with_deflate();
+        assert_eq!(
+            decode_all(&mut decoder, &wire).unwrap(),
+            vec![
+                WsMessage::Text(Bytes::from(text)),
+                WsMessage::Binary(Bytes::from_static(b"raw")),
+            ]
+        );
+        // One byte more than the limit once decompressed.
+        let wire = client_frame(0xC1, &compressed, mask);
+        let err = decode_all(&mut FrameDecoder::new(299).with_deflate(), &wire).unwrap_err();
+        assert_eq!(err, WsError::TooBig { limit: 299 });
+    }
+
+    #[test]
+    fn with_deflate_rsv1_is_only_for_the_first_frame_of_a_data_message() {
+        let mask = [1, 2, 3, 4];
+        let compressed = crate::deflate::compress(&[b'a'; 50]).unwrap();
+        let mut continuation_rsv1 = client_frame(0x41, &compressed, mask);
+        continuation_rsv1.extend(client_frame(0xC0, b"", mask));
+        for (wire, code) in [
+            (client_frame(0xC9, b"", mask), 1002),
+            (continuation_rsv1, 1002),
+            (client_frame(0xA1, b"x", mask), 1002),
+            (client_frame(0xC1, &[0xFF; 8], mask), 1007),
+        ] {
+            let err = decode_all(&mut FrameDecoder::new(100).with_deflate(), &wire).unwrap_err();
+            assert_eq!(err.close_code(), code, "{wire:?}: {err}");
+        }
     }
 
     #[test]

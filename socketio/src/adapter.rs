@@ -32,8 +32,10 @@ pub struct BroadcastOptions {
     /// Drop the packet for sockets that cannot take it now.
     pub volatile: bool,
     /// The compress flag, accepted for API compatibility. It changes nothing: long-polling
-    /// answers are compressed by size alone (`engineio::Config::http_compression`), and WebSocket
-    /// messages never are (`perMessageDeflate` is off by default in the official server too).
+    /// answers are compressed by size alone (`engineio::Config::http_compression`), and so are
+    /// WebSocket messages when `engineio::Config::per_message_deflate` is set (off by default, as
+    /// `perMessageDeflate` in the official server). A packet of a broadcast is encoded once for
+    /// all its receivers, so one flag per packet would not reach the frames anyway.
     pub compress: bool,
     /// This server only, not the whole cluster.
     pub local: bool,
