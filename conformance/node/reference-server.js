@@ -3,7 +3,8 @@
 //
 //   node reference-server.js [--port N] [--ping-interval MS] [--ping-timeout MS]
 //                            [--connect-timeout MS] [--max-payload BYTES]
-//                            [--connection-state-recovery MS]
+//                            [--connection-state-recovery MS] [--serve-client 0|1]
+//                            [--per-message-deflate 0|1]
 //
 // `/engine.io/` is a plain engine.io server that echoes every message;
 // `/socket.io/` is socket.io with the handlers listed in SERVER.md.
@@ -22,6 +23,7 @@ function parseArgs(argv) {
     maxPayload: 1e6,
     connectionStateRecovery: 0,
     serveClient: 0,
+    perMessageDeflate: 0,
   };
   const names = {
     "--port": "port",
@@ -31,6 +33,7 @@ function parseArgs(argv) {
     "--max-payload": "maxPayload",
     "--connection-state-recovery": "connectionStateRecovery",
     "--serve-client": "serveClient",
+    "--per-message-deflate": "perMessageDeflate",
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -63,6 +66,7 @@ const timings = {
   pingInterval: opts.pingInterval,
   pingTimeout: opts.pingTimeout,
   maxHttpBufferSize: opts.maxPayload,
+  perMessageDeflate: opts.perMessageDeflate === 1,
   cors: { origin: "*" },
   // two engine.io servers share one http server: neither may destroy the
   // other's upgrade requests

@@ -47,6 +47,10 @@ struct Args {
     /// in the `package.json` beside it (the official server's own version).
     #[arg(long, default_value = "node_modules/socket.io/client-dist")]
     client_dist: std::path::PathBuf,
+    /// 1: WebSocket compression (the official `perMessageDeflate: true`, threshold 1024) on both
+    /// paths.
+    #[arg(long, default_value_t = 0)]
+    per_message_deflate: u8,
 }
 
 /// The client bundle of `--client-dist`, with the version of the package it belongs to.
@@ -88,6 +92,9 @@ fn engine_config(args: &Args, path: &str) -> engineio::Config {
     config.ping_timeout = Duration::from_millis(args.ping_timeout);
     config.max_http_buffer_size = args.max_payload;
     config.cors = Some(Cors::default());
+    if args.per_message_deflate == 1 {
+        config.per_message_deflate = Some(engineio::PerMessageDeflate::default());
+    }
     config
 }
 

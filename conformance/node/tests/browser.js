@@ -86,6 +86,20 @@ window.runConformance = async function (url) {
   out.disconnect = await within(3000, dP, "disconnect");
   return out;
 };
+window.runLargeMessages = async function (url) {
+  const socket = io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  await within(5000, new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", (e) => reject(new Error("connect_error " + e.message)));
+  }), "connect");
+  const text = "large message ".repeat(1000);
+  const bytes = new Uint8Array(20000).map((_, i) => i % 13);
+  const [textBack, bytesBack] = await within(3000, new Promise((resolve, reject) =>
+    socket.timeout(2000).emit("message-with-ack", text, bytes, (err, ...args) => (err ? reject(err) : resolve(args)))), "ack");
+  const back = new Uint8Array(bytesBack);
+  socket.disconnect();
+  return { text: textBack === text, bytes: back.length === bytes.length && back.every((b, i) => b === bytes[i]) };
+};
 `;
 
 function pageServer() {
@@ -109,36 +123,39 @@ function pageServer() {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
+/** Runs `window[fn](url)` in a page of a fresh headless Chromium; its result. */
+async function inBrowser(t, fn, url) {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  }
+  const { chromium } = require("playwright-core");
+  const web = await pageServer();
+  t.defer(() => new Promise((r) => web.close(r)));
+  web.closeAllConnections && t.defer(() => web.closeAllConnections());
+  const browser = await withTimeout(
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS }),
+    20000,
+    "chromium to start",
+  );
+  t.defer(() => browser.close());
+  const page = await browser.newPage();
+  const consoleLines = [];
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(`http://127.0.0.1:${web.address().port}/`);
+  try {
+    return await withTimeout(page.evaluate(({ fn, url }) => window[fn](url), { fn, url }), 25000, "the page");
+  } finally {
+    for (const l of consoleLines) t.note(`console ${l}`);
+  }
+}
+
 module.exports = [
   {
     name: "browser: chromium connects cross-origin, upgrades, events, binary, acks",
     timeout: 40000,
     async run(t) {
-      if (!fs.existsSync(CHROMIUM)) {
-        throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
-      }
-      const { chromium } = require("playwright-core");
-      const web = await pageServer();
-      t.defer(() => new Promise((r) => web.close(r)));
-      web.closeAllConnections && t.defer(() => web.closeAllConnections());
-      const browser = await withTimeout(
-        chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS }),
-        20000,
-        "chromium to start",
-      );
-      t.defer(() => browser.close());
-      const page = await browser.newPage();
-      const consoleLines = [];
-      page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-      page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
-      const pageUrl = `http://127.0.0.1:${web.address().port}/`;
-      await page.goto(pageUrl);
-      let out;
-      try {
-        out = await withTimeout(page.evaluate((url) => window.runConformance(url), t.url), 25000, "the page");
-      } finally {
-        for (const l of consoleLines) t.note(`console ${l}`);
-      }
+      const out = await inBrowser(t, "runConformance", t.url);
       t.note(`page result: ${JSON.stringify(out)}`);
       assert.deepStrictEqual(out.auth, {});
       // (the upgrade may complete before "connect" fires: the first transport
@@ -166,6 +183,16 @@ module.exports = [
       assert.equal(out.pollingHandshake.xdomain, true);
       assert.deepStrictEqual(out.pollingEcho, AB("01ff"));
       assert.equal(out.disconnect, "io server disconnect");
+    },
+  },
+  {
+    name: "browser: chromium with perMessageDeflate on: large messages both ways over a compressed WebSocket",
+    timeout: 40000,
+    async run(t) {
+      const server = await t.dedicatedServer({ "per-message-deflate": 1 });
+      const out = await inBrowser(t, "runLargeMessages", server.url);
+      t.note(`page result: ${JSON.stringify(out)}`);
+      assert.deepStrictEqual(out, { text: true, bytes: true });
     },
   },
 ];
