@@ -270,6 +270,58 @@ pub fn compress(message: &[u8]) -> Option<Bytes> {
     })
 }
 
+/// How many recent results each thread keeps: a receiver may take several queued packets of one
+/// burst before the next receiver takes the same ones.
+const SHARED_CACHE: usize = 8;
+
+/// The last messages compressed on a thread, each with its result.
+struct SharedCache {
+    entries: Vec<(Bytes, Option<Bytes>)>,
+    /// The entry replaced next.
+    next: usize,
+}
+
+thread_local! {
+    // A broadcast hands the same shared buffer to every receiver, and each message being
+    // compressed on its own, one compression serves them all. Holding a buffer keeps its address
+    // from being reused for other bytes.
+    static SHARED: RefCell<SharedCache> = const {
+        RefCell::new(SharedCache { entries: Vec::new(), next: 0 })
+    };
+}
+
+/// [`compress`] for a shared buffer: a buffer compressed again on this thread soon after (for the
+/// next receiver of a broadcast) reuses the result instead of being compressed again.
+///
+/// ```
+/// let packet = bytes::Bytes::from("4".repeat(5000));
+/// let first = engineio::deflate::compress_shared(&packet).unwrap();
+/// let second = engineio::deflate::compress_shared(&packet.clone()).unwrap();
+/// assert_eq!(first.as_ptr(), second.as_ptr());
+/// ```
+pub fn compress_shared(message: &Bytes) -> Option<Bytes> {
+    SHARED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        // Same address and length of a buffer still held: the same immutable bytes.
+        let hit = cache.entries.iter().find(|(original, _)| {
+            original.as_ptr() == message.as_ptr() && original.len() == message.len()
+        });
+        if let Some((_, compressed)) = hit {
+            return compressed.clone();
+        }
+        let compressed = compress(message);
+        let entry = (message.clone(), compressed.clone());
+        if cache.entries.len() < SHARED_CACHE {
+            cache.entries.push(entry);
+        } else {
+            let next = cache.next;
+            cache.entries[next] = entry;
+            cache.next = (next + 1) % SHARED_CACHE;
+        }
+        compressed
+    })
+}
+
 /// Why a compressed message could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InflateError {
@@ -403,6 +455,34 @@ mod tests {
         let compressed = compress(message).unwrap();
         assert!(!compressed.ends_with(&TAIL));
         assert_eq!(inflate(&compressed, 1000).unwrap(), &message[..]);
+    }
+
+    #[test]
+    fn a_shared_buffer_is_compressed_once_and_a_new_one_again() {
+        let a = Bytes::from("a".repeat(3000));
+        let b = Bytes::from("b".repeat(3000));
+        let first = compress_shared(&a).unwrap();
+        assert_eq!(
+            compress_shared(&a.clone()).unwrap().as_ptr(),
+            first.as_ptr()
+        );
+        let other = compress_shared(&b).unwrap();
+        // Both are remembered: a receiver takes several packets before the next one takes them.
+        assert_eq!(compress_shared(&a).unwrap().as_ptr(), first.as_ptr());
+        assert_eq!(compress_shared(&b).unwrap().as_ptr(), other.as_ptr());
+        assert_eq!(inflate(&other, 3000).unwrap(), b);
+        // The same content in another buffer is compressed again, to the same bytes.
+        let copy = Bytes::from("a".repeat(3000));
+        let again = compress_shared(&copy).unwrap();
+        assert_ne!(again.as_ptr(), first.as_ptr());
+        assert_eq!(again, first);
+        // A slice at the same address but shorter is another message.
+        assert_eq!(
+            inflate(&compress_shared(&copy.slice(..2000)).unwrap(), 2000)
+                .unwrap()
+                .len(),
+            2000
+        );
     }
 
     #[test]

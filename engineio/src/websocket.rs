@@ -194,7 +194,7 @@ impl WsWriter {
         let compressed = self
             .compress_from
             .filter(|threshold| payload.len() >= *threshold)
-            .and_then(|_| deflate::compress(&payload));
+            .and_then(|_| deflate::compress_shared(&payload));
         let out = match compressed {
             Some(compressed) => {
                 let mut out = OutFrame::new(opcode, compressed);

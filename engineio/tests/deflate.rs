@@ -288,3 +288,35 @@ async fn an_upgraded_session_negotiates_too_and_gets_its_queued_packets_compress
         format!("4{long}").as_bytes()
     );
 }
+
+#[tokio::test]
+async fn one_packet_sent_to_many_sessions_reaches_each_compressed() {
+    let server = start(deflate_config()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (mut ws, _) = RawWs::connect(&server, WS_QUERY, Some("permessage-deflate")).await;
+        let (_, open) = ws.frame().await;
+        let open = parse_open(std::str::from_utf8(&open).unwrap());
+        clients.push((ws, open["sid"].as_str().unwrap().to_owned()));
+    }
+    // One encoded packet shared by every receiver, as a broadcast hands it out; two of them, so
+    // that each receiver takes several before the next.
+    let first = bytes::Bytes::from(format!("4{}", "broadcast ".repeat(300)));
+    let second = bytes::Bytes::from(format!("4{}", "another one ".repeat(300)));
+    for (_, sid) in &clients {
+        server
+            .socket(sid)
+            .send_frames([
+                engineio::Frame::Text(first.clone()),
+                engineio::Frame::Text(second.clone()),
+            ])
+            .unwrap();
+    }
+    for (ws, _) in &mut clients {
+        for expected in [&first, &second] {
+            let (b0, payload) = ws.frame().await;
+            assert_eq!(b0, TEXT | RSV1);
+            assert_eq!(inflate(&payload, 1 << 20).unwrap(), expected);
+        }
+    }
+}
