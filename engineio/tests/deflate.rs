@@ -104,6 +104,12 @@ impl RawWs {
     }
 }
 
+/// The handshake was accepted without compression.
+fn assert_accepted_uncompressed(head: &str) {
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(!head.contains("sec-websocket-extensions"), "{head}");
+}
+
 fn deflate_config() -> Config {
     let mut config = Config::default();
     config.per_message_deflate = Some(PerMessageDeflate::default());
@@ -215,8 +221,7 @@ async fn off_by_default_offers_are_ignored_and_rsv1_is_an_error() {
         Some("permessage-deflate; client_max_window_bits"),
     )
     .await;
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(!head.contains("sec-websocket-extensions"), "{head}");
+    assert_accepted_uncompressed(&head);
     ws.frame().await;
     ws.send(TEXT | RSV1, &compress(b"4hello hello hello").unwrap())
         .await;
@@ -239,8 +244,7 @@ async fn a_client_without_an_offer_gets_plain_frames() {
         Some("permessage-deflate; server_max_window_bits=10"),
     )
     .await;
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(!head.contains("sec-websocket-extensions"), "{head}");
+    assert_accepted_uncompressed(&head);
     assert_eq!(ws.frame().await.0, TEXT);
 }
 
