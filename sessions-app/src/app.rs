@@ -180,7 +180,7 @@ impl App {
                 .ok();
             self.broadcast_update(&user, sessions);
         }
-        tracing::info!(user = %user, socket = socket.id(), "session connected");
+        tracing::info!(user = ?user, socket = socket.id(), "session connected");
         self.register_handlers(&socket);
     }
 
@@ -288,7 +288,7 @@ impl App {
         let Some(socket) = self.io.of(NAMESPACE).socket(target) else {
             return false;
         };
-        tracing::info!(user = %session.user, socket = target, by = caller.id(), "session revoked");
+        tracing::info!(user = ?session.user, socket = target, by = caller.id(), "session revoked");
         self.refuse(&socket, Some(&session.user), ErrorCode::Revoked);
         true
     }
@@ -306,7 +306,7 @@ impl App {
             self.broadcast_update(&session.user, sessions);
         }
         drop(registry);
-        tracing::info!(user = %session.user, socket = socket.id(), %reason, "session disconnected");
+        tracing::info!(user = ?session.user, socket = socket.id(), %reason, "session disconnected");
     }
 }
 

@@ -134,6 +134,12 @@ pub enum KeyError {
     /// The PEM is neither an RSA nor an EC public key.
     #[error("not an RSA or EC public key in PEM form")]
     UnsupportedKey,
+    /// The PEM is a private key, which verifies nothing.
+    #[error("a private key, not a public key: give its public key (openssl pkey -in KEY -pubout)")]
+    PrivateKey,
+    /// An EC key on a curve no supported algorithm uses.
+    #[error("an EC key on a curve other than P-256 (ES256) or P-384 (ES384)")]
+    UnsupportedCurve,
     /// A token could not be signed (only HMAC secrets can sign).
     #[error("tokens can only be issued with a shared secret (--jwt-secret)")]
     CannotSign,
@@ -143,12 +149,26 @@ pub enum KeyError {
 }
 
 impl KeyMaterial {
-    /// Reads a PEM public key, RSA or EC.
+    /// Reads a PEM public key (or certificate), RSA or EC on P-256 / P-384. Keys the JWT library
+    /// would load but could never verify a token with are refused here, at startup: private keys
+    /// and other EC curves.
     pub fn from_public_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        let der = pem_der(pem).ok_or(KeyError::UnsupportedKey)?;
+        if der.label.contains("PRIVATE KEY") {
+            return Err(KeyError::PrivateKey);
+        }
         if DecodingKey::from_rsa_pem(pem).is_ok() {
             Ok(KeyMaterial::Rsa(pem.to_vec()))
         } else if DecodingKey::from_ec_pem(pem).is_ok() {
-            Ok(KeyMaterial::Ec(pem.to_vec()))
+            // The curve's OID, DER-encoded, in the key's algorithm parameters.
+            const P256: &[u8] = &[0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+            const P384: &[u8] = &[0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
+            let on = |oid: &[u8]| der.bytes.windows(oid.len()).any(|w| w == oid);
+            if on(P256) || on(P384) {
+                Ok(KeyMaterial::Ec(pem.to_vec()))
+            } else {
+                Err(KeyError::UnsupportedCurve)
+            }
         } else {
             Err(KeyError::UnsupportedKey)
         }
@@ -176,6 +196,28 @@ impl KeyMaterial {
             KeyMaterial::Ec(pem) => DecodingKey::from_ec_pem(pem),
         }
     }
+}
+
+/// The first block of a PEM file: its label and its bytes.
+struct PemBlock {
+    label: String,
+    bytes: Vec<u8>,
+}
+
+fn pem_der(pem: &[u8]) -> Option<PemBlock> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(pem).ok()?;
+    let (_, rest) = text.split_once("-----BEGIN ")?;
+    let (label, rest) = rest.split_once("-----")?;
+    let (body, _) = rest.split_once("-----END ")?;
+    let body: String = body.split_whitespace().collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    Some(PemBlock {
+        label: label.to_owned(),
+        bytes,
+    })
 }
 
 /// A verified token: who it is, and until when.
@@ -304,11 +346,12 @@ fn has_critical_extensions(token: &str) -> bool {
 /// Node `jsonwebtoken` package gives the same answers, except that it compares a fractional `exp`
 /// with the current second only, and lets a token live until that second ends):
 /// - `nbf` and `exp`, when present, must be numbers; `nbf` must not be after the current second;
-/// - `exp` must be after `now` (a token whose `exp` is this very second is expired, since
-///   RFC 7519 4.1.4 wants the current time *before* it): [`ErrorCode::TokenExpired`];
 /// - with a configured issuer, `iss` must be that string; with a configured audience, `aud` must
 ///   be that string or an array holding it;
-/// - `sub` must be a non-empty string.
+/// - `sub` must be a non-empty string;
+/// - `exp` must be after `now` (a token whose `exp` is this very second is expired, since
+///   RFC 7519 4.1.4 wants the current time *before* it): [`ErrorCode::TokenExpired`], only for a
+///   token that passes every other check.
 ///
 /// Every other failure is [`ErrorCode::InvalidToken`].
 ///
@@ -341,9 +384,6 @@ pub fn check_claims(
     if not_before.is_some_and(|nbf| nbf > now_secs.floor()) {
         return Err(ErrorCode::InvalidToken);
     }
-    if expires.is_some_and(|exp| exp <= now_secs) {
-        return Err(ErrorCode::TokenExpired);
-    }
     if let Some(issuer) = issuer {
         if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
             return Err(ErrorCode::InvalidToken);
@@ -363,6 +403,10 @@ pub fn check_claims(
         Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
         _ => return Err(ErrorCode::InvalidToken),
     };
+    // Last: `token_expired` says the token was good and is no longer, so any other fault wins.
+    if expires.is_some_and(|exp| exp <= now_secs) {
+        return Err(ErrorCode::TokenExpired);
+    }
     // An `exp` past what a clock can hold (a signed token may say anything) never comes: no
     // expiry timer rather than an overflow.
     let expires_at = expires.and_then(|secs| {
@@ -507,6 +551,72 @@ mod tests {
             );
         }
         assert_eq!(v.verify("not.a.jwt"), Err(ErrorCode::InvalidToken));
+    }
+
+    #[test]
+    fn token_expired_only_when_expiry_is_the_only_fault() {
+        let v = verifier(Some("me"), Some("app"));
+        let expired = json!({"sub": "a", "iss": "me", "aud": "app", "exp": now() - 5});
+        let faults = [
+            ("aud", json!("other")),
+            ("iss", json!("you")),
+            ("nbf", json!(now() + 600)),
+            ("sub", json!("")),
+        ];
+        for (claim, value) in faults {
+            let mut token = expired.clone();
+            token[claim] = value;
+            assert_eq!(
+                v.verify(&sign(token, b"secret", Algorithm::HS256)),
+                Err(ErrorCode::InvalidToken),
+                "expired and a bad {claim}"
+            );
+        }
+        assert_eq!(
+            v.verify(&sign(expired.clone(), b"other", Algorithm::HS256)),
+            Err(ErrorCode::InvalidToken),
+            "expired and a bad signature"
+        );
+        assert_eq!(
+            v.verify(&sign(expired, b"secret", Algorithm::HS256)),
+            Err(ErrorCode::TokenExpired)
+        );
+    }
+
+    #[test]
+    fn only_keys_that_can_verify_are_loaded() {
+        let fixture = |name: &str| {
+            std::fs::read(format!(
+                "{}/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        assert!(matches!(
+            KeyMaterial::from_public_pem(&fixture("rsa_public.pem")),
+            Ok(KeyMaterial::Rsa(_))
+        ));
+        assert!(matches!(
+            KeyMaterial::from_public_pem(&fixture("ec_public.pem")),
+            Ok(KeyMaterial::Ec(_))
+        ));
+        for private in ["rsa_private.pem", "rsa_private_pkcs8.pem", "ec_private.pem"] {
+            assert!(
+                matches!(
+                    KeyMaterial::from_public_pem(&fixture(private)),
+                    Err(KeyError::PrivateKey)
+                ),
+                "{private}"
+            );
+        }
+        assert!(matches!(
+            KeyMaterial::from_public_pem(&fixture("ec_p521_public.pem")),
+            Err(KeyError::UnsupportedCurve)
+        ));
+        assert!(matches!(
+            KeyMaterial::from_public_pem(b"not a pem"),
+            Err(KeyError::UnsupportedKey)
+        ));
     }
 
     #[test]

@@ -93,15 +93,15 @@ pub fn socketio_config(settings: &Settings) -> socketio::Config {
         .cloned()
         .collect();
     if !origins.is_empty() {
-        // `*` lets every origin in; with credentials, CORS then echoes the origin back.
+        // As the official `cors: { origin: "*" }` or `{ origin: [...] }`: the token travels in
+        // the handshake, not in cookies, so no credentials are allowed.
         let allowed = if origins.iter().any(|origin| origin == "*") {
-            AllowedOrigins::Mirror
+            AllowedOrigins::Any
         } else {
             AllowedOrigins::List(origins.clone())
         };
         config.engine.cors = Some(Cors {
             origins: allowed,
-            credentials: true,
             ..Cors::default()
         });
     }
