@@ -844,6 +844,29 @@ fn upgrade_future(parts: &mut http::request::Parts) -> hyper::upgrade::OnUpgrade
     pending
 }
 
+/// Why a request's framing is refused before any routing (RFC 9112), or `None` when it is sound.
+fn badly_framed<B>(request: &Request<B>) -> Option<&'static str> {
+    // §3.2: an HTTP/1.1 request with no Host, or more than one, MUST get a 400.
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if request.version() == http::Version::HTTP_11 && hosts != 1 {
+        return Some("an HTTP/1.1 request needs exactly one Host header");
+    }
+    // (§6.3, both Transfer-Encoding and Content-Length: hyper reads the body as chunked, drops the
+    // Content-Length and closes the connection after the answer, as the RFC allows.)
+    None
+}
+
+/// The answer to a badly framed request, as Node's HTTP server gives it: an empty 400, and the
+/// connection closed (what follows on it cannot be trusted to start a request).
+fn bad_request_and_close() -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// How long a client may take to send a request's headers (slow-header attacks).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -888,9 +911,20 @@ where
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |request| {
-                let response = service(request, remote);
-                async move { Ok::<_, Infallible>(response.await) }
+            let svc = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = match badly_framed(&request) {
+                    Some(reason) => {
+                        tracing::debug!(%remote, reason, "badly framed request refused");
+                        None
+                    }
+                    None => Some(service(request, remote)),
+                };
+                async move {
+                    Ok::<_, Infallible>(match response {
+                        Some(response) => response.await,
+                        None => bad_request_and_close(),
+                    })
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -385,3 +385,61 @@ async fn the_headers_hook_adds_to_polling_answers_and_101s_and_knows_handshakes(
     let (_ws, answer) = tokio_tungstenite::client_async(url, stream).await.unwrap();
     assert_eq!(answer.headers()["x-hook"], "GET true");
 }
+
+/// Writes `request` on a new connection; everything the server sends until it closes.
+async fn raw_exchange(server: &TestServer, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server kept the connection open")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn badly_framed_requests_get_an_empty_400_and_the_connection_closed() {
+    let server = start_default().await;
+    let target = "/engine.io/?EIO=4&transport=polling";
+    for request in [
+        // RFC 9112 §3.2: no Host, or two, on HTTP/1.1.
+        format!("GET {target} HTTP/1.1\r\n\r\n"),
+        format!("GET {target} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+    ] {
+        let answer = raw_exchange(&server, &request).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{request:?}: {answer}"
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("connection: close\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("\r\n\r\n"),
+            "no body and nothing after it: {answer}"
+        );
+    }
+    assert_eq!(server.engine.stats().handshakes, 0);
+    // §6.3: both lengths (the request smuggling pattern): the body is read as chunked and the
+    // connection closes after the answer, so what would be a second request is never read.
+    let answer = raw_exchange(
+        &server,
+        &format!(
+            "POST {target}&sid=x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
+             Content-Length: 3\r\n\r\n0\r\n\r\nGET {target} HTTP/1.1\r\nHost: a\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    assert!(answer.contains("Session ID unknown"), "{answer}");
+    assert_eq!(server.engine.stats().handshakes, 0);
+    // HTTP/1.0 has no Host requirement.
+    let answer = raw_exchange(&server, &format!("GET {target} HTTP/1.0\r\n\r\n")).await;
+    assert!(answer.contains(" 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\"sid\""), "{answer}");
+}
