@@ -85,8 +85,8 @@ pub fn negotiate<'a>(
             if offer.name != b"permessage-deflate" {
                 continue;
             }
-            let acceptable = check_deflate_offer(&offer.params)?;
-            if acceptable && decision == Negotiation::Decline {
+            // Every offer is checked (a malformed one is refused even after a good one).
+            if check_deflate_offer(&offer.params)? {
                 decision = Negotiation::Accept;
             }
         }
@@ -195,7 +195,9 @@ fn parse_list(line: &[u8]) -> Result<Vec<Offer>, InvalidExtensions> {
     }
 }
 
-fn is_token_byte(b: u8) -> bool {
+/// A byte of an HTTP token (RFC 9110 §5.6.2): visible ASCII other than the separators. Also what
+/// a WebSocket subprotocol name is made of.
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
 }
 

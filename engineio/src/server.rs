@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::accepted::AcceptedStream;
 use crate::config::Config;
-use crate::deflate::Negotiation;
+use crate::deflate::{is_token_byte, Negotiation};
 use crate::handler::Handler;
 use crate::packet::Frame;
 use crate::request::RequestInfo;
@@ -479,7 +479,7 @@ impl EngineIo {
                 response
             }
             TransportKind::WebSocket => {
-                let (response, deflate) = match self.accept_response(parts) {
+                let (response, deflate) = match self.accept_websocket(parts) {
                     Ok(accepted) => accepted,
                     Err(refusal) => return refusal.response(),
                 };
@@ -511,7 +511,7 @@ impl EngineIo {
     /// A WebSocket upgrade asked for a transport that takes none (polling): as the official server,
     /// the WebSocket is accepted, then closed at once; no session is opened.
     fn accept_and_close(&self, parts: &mut http::request::Parts) -> Response<Body> {
-        let (response, deflate) = match self.accept_response(parts) {
+        let (response, deflate) = match self.accept_websocket(parts) {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
@@ -545,7 +545,7 @@ impl EngineIo {
         session: Arc<Shared>,
         binary_as_base64: bool,
     ) -> Response<Body> {
-        let (response, deflate) = match self.accept_response(parts) {
+        let (response, deflate) = match self.accept_websocket(parts) {
             Ok(accepted) => accepted,
             Err(refusal) => return refusal.response(),
         };
@@ -575,7 +575,7 @@ impl EngineIo {
 
     /// The `101` answer to a valid WebSocket handshake, and the compression threshold when
     /// `permessage-deflate` was negotiated.
-    fn accept_response(
+    fn accept_websocket(
         &self,
         parts: &http::request::Parts,
     ) -> Result<(Response<Body>, Option<usize>), WsHandshakeError> {
@@ -823,11 +823,10 @@ fn accept_response(parts: &http::request::Parts) -> Result<Response<Body>, WsHan
 /// The subprotocol chosen among those a client offers: the first, as the official server does
 /// by default; `None` when the list is not a comma-separated list of distinct tokens.
 fn first_subprotocol(offered: &HeaderValue) -> Option<HeaderValue> {
-    let is_token_byte = |b: &u8| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(b);
     let mut names: Vec<&[u8]> = Vec::new();
     for name in offered.as_bytes().split(|b| *b == b',') {
         let name = name.trim_ascii();
-        if name.is_empty() || !name.iter().all(is_token_byte) || names.contains(&name) {
+        if name.is_empty() || !name.iter().all(|b| is_token_byte(*b)) || names.contains(&name) {
             return None;
         }
         names.push(name);

@@ -196,9 +196,7 @@ impl FrameDecoder {
             _ => Ok(Some(WsMessage::Pong)),
         }
     }
-}
 
-impl FrameDecoder {
     /// A whole data message, decompressed when its first frame said so.
     fn data_message(
         &self,
