@@ -163,6 +163,10 @@ io.of("/").on("connection", (socket) => {
     socket.volatile.emit("volatile-back", ...args);
   });
 
+  socket.on("uncompressed", (...args) => {
+    socket.compress(false).emit("uncompressed-back", ...args);
+  });
+
   socket.on("fanout", (room, count) => {
     for (let i = 0; i < count; i++) io.to(room).emit("fanout", i);
   });

@@ -145,6 +145,18 @@ const FORWARDED_ACK_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// one, as in the reference server: the event then asks the client for an ack, and the client's
 /// answer becomes the answer to its own event.
 async fn echo_with_ack(socket: &Socket, event: &str, data: Data, ack: Option<AckSender>) {
+    // The compress flag on is the default: a plain emit.
+    emit_flagged(socket.compress(true), event, data, ack).await;
+}
+
+/// Like [`echo_with_ack`], through a socket with emit flags (`socket.volatile`,
+/// `socket.compress(false)`).
+async fn emit_flagged(
+    socket: socketio::FlaggedSocket,
+    event: &str,
+    data: Data,
+    ack: Option<AckSender>,
+) {
     match ack {
         None => {
             socket.emit_data(event, data).ok();
@@ -271,21 +283,10 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
         broadcast_with_ack(target, "room-message", rest, ack).await;
     });
     socket.on("volatile", |socket, data, ack| async move {
-        let volatile = socket.volatile();
-        match ack {
-            None => {
-                let _ = volatile.emit_data("volatile-back", data);
-            }
-            // The client's ack function travels on, as in `echo_with_ack`, volatile.
-            Some(ack) => {
-                if let Ok(reply) = volatile
-                    .emit_with_ack_data("volatile-back", data, FORWARDED_ACK_WAIT)
-                    .await
-                {
-                    ack.send_data(reply).ok();
-                }
-            }
-        }
+        emit_flagged(socket.volatile(), "volatile-back", data, ack).await;
+    });
+    socket.on("uncompressed", |socket, data, ack| async move {
+        emit_flagged(socket.compress(false), "uncompressed-back", data, ack).await;
     });
     let io_fanout = io.clone();
     socket.on("fanout", move |_, data, _| {

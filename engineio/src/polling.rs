@@ -20,15 +20,17 @@ use crate::socket::{Core, Shared};
 
 /// Answers a poll (GET): at once when something is queued, else when something is. With
 /// `compression`, an answer of at least its threshold is compressed with a coding the request
-/// accepts, as the official server does.
+/// accepts, as the official server does, unless every packet it carries was sent with the
+/// `compress` flag off.
 pub(crate) async fn get(
     shared: &Arc<Shared>,
     request: &header::HeaderMap,
     compression: Option<HttpCompression>,
 ) -> Response<Body> {
-    let Ok(body) = poll_body(shared).await else {
+    let Ok(Answer { body, compress }) = poll_body(shared).await else {
         return plain_response(StatusCode::BAD_REQUEST, "");
     };
+    let compression = compression.filter(|_| compress);
     // A JSONP session's answer is a script; it is compressed as such.
     let body = match &shared.jsonp {
         Some(index) => jsonp::wrap(index, &String::from_utf8_lossy(&body)),
@@ -70,9 +72,34 @@ fn accepted_coding(request: &header::HeaderMap) -> Option<ContentCoding> {
     ContentCoding::for_request(request, &POLLING_CODINGS)
 }
 
+/// What a poll answers: the payload, and whether it may be compressed.
+struct Answer {
+    body: Bytes,
+    compress: bool,
+}
+
+impl Answer {
+    /// A packet of the transport itself (a noop, a close): the official server sends it with the
+    /// `compress` flag on.
+    fn transport(body: &'static [u8]) -> Self {
+        Answer {
+            body: Bytes::from_static(body),
+            compress: true,
+        }
+    }
+
+    fn frames(core: &mut Core) -> Self {
+        let (frames, compress) = Shared::take_queue(core);
+        Answer {
+            body: payload::encode(&frames),
+            compress,
+        }
+    }
+}
+
 /// The payload a poll answers with, once there is one; `Err` for an overlapping poll (the session
 /// is closed).
-async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
+async fn poll_body(shared: &Arc<Shared>) -> Result<Answer, OverlappingPoll> {
     {
         let mut core = shared.lock();
         if core.poll_active {
@@ -81,9 +108,9 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
             shared.close(CloseReason::TransportError, false);
             return Err(OverlappingPoll);
         }
-        if let Some(body) = ready_body(shared, &mut core) {
+        if let Some(answer) = ready_body(shared, &mut core) {
             answered(shared, core);
-            return Ok(body);
+            return Ok(answer);
         }
         core.poll_active = true;
     }
@@ -97,11 +124,11 @@ async fn poll_body(shared: &Arc<Shared>) -> Result<Bytes, OverlappingPoll> {
         notified.as_mut().enable();
         {
             let mut core = shared.lock();
-            if let Some(body) = ready_body(shared, &mut core) {
+            if let Some(answer) = ready_body(shared, &mut core) {
                 core.poll_active = false;
                 guard.armed = false;
                 answered(shared, core);
-                return Ok(body);
+                return Ok(answer);
             }
         }
         notified.await;
@@ -127,16 +154,15 @@ fn answered(shared: &Arc<Shared>, mut core: std::sync::MutexGuard<'_, Core>) {
 struct OverlappingPoll;
 
 /// What a poll can answer now, if anything. Called with the session locked.
-fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Bytes> {
+fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Answer> {
     if core.state.closed().is_some() {
         if !core.queue.is_empty() {
             // Frames queued before the close leave first; a close packet never shares their
             // response (the official client would act on the close before on them).
-            let frames = Shared::take_queue(core);
-            return Some(payload::encode(&frames));
+            return Some(Answer::frames(core));
         }
         if !core.close_packet_pending {
-            return Some(Bytes::from_static(b"6"));
+            return Some(Answer::transport(b"6"));
         }
         core.close_packet_pending = false;
         let body: &'static [u8] = if core.close_alone { b"1" } else { b"6\x1e1" };
@@ -146,20 +172,19 @@ fn ready_body(shared: &Arc<Shared>, core: &mut Core) -> Option<Bytes> {
             // never be taken under the session lock.
             shared.state_wake.notify_waiters();
         }
-        return Some(Bytes::from_static(body));
+        return Some(Answer::transport(body));
     }
     if core.state.transport() == TransportKind::WebSocket {
         // The session moved to WebSocket while this poll waited (an upgrade without a probe, or
         // before the probe's noop reached it): the polling transport is closed, and like the
         // official server it tells the waiting poll so with a close packet.
-        return Some(Bytes::from_static(b"1"));
+        return Some(Answer::transport(b"1"));
     }
     if !core.queue.is_empty() {
-        let frames = Shared::take_queue(core);
-        return Some(payload::encode(&frames));
+        return Some(Answer::frames(core));
     }
     if core.noop_due {
-        return Some(Bytes::from_static(b"6"));
+        return Some(Answer::transport(b"6"));
     }
     None
 }

@@ -31,7 +31,7 @@ use crate::handler::Handler;
 use crate::packet::Frame;
 use crate::request::RequestInfo;
 use crate::session::{CloseReason, SessionState, TransportKind};
-use crate::socket::{Shared, Socket};
+use crate::socket::{Queued, Shared, Socket};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::websocket::WsConn;
 use crate::{jsonp, polling, sid, websocket};
@@ -484,7 +484,10 @@ impl EngineIo {
                     Err(refusal) => return refusal.response(),
                 };
                 let (session, open) = self.open_session(info, TransportKind::WebSocket, None);
-                session.lock().queue.push_back(Frame::Text(open));
+                session.lock().queue.push_back(Queued {
+                    frame: Frame::Text(open),
+                    compress: true,
+                });
                 let mut response = response;
                 self.set_cookie(&mut response, &session.id);
                 let engine = self.clone();

@@ -68,9 +68,17 @@ pub(crate) struct Shared {
     pub(crate) jsonp: Option<Box<str>>,
 }
 
+/// A frame waiting in a session's queue, with its sender's `compress` flag.
+pub(crate) struct Queued {
+    pub(crate) frame: Frame,
+    /// The official per-packet flag: `false` keeps the frame out of WebSocket compression, and a
+    /// long-polling answer of such frames only is not compressed either.
+    pub(crate) compress: bool,
+}
+
 pub(crate) struct Core {
     pub(crate) state: SessionState,
-    pub(crate) queue: VecDeque<Frame>,
+    pub(crate) queue: VecDeque<Queued>,
     pub(crate) queued_bytes: usize,
     pub(crate) handler: Option<Arc<dyn ConnectionHandler>>,
     /// A GET is waiting for data.
@@ -157,7 +165,29 @@ impl Socket {
     /// Queues already-encoded frames, contiguously: no other sender's frame lands between them. A
     /// frame shared by many sockets (a broadcast) is queued without a copy.
     pub fn send_frames<I: IntoIterator<Item = Frame>>(&self, frames: I) -> Result<(), SendError> {
-        self.shared.enqueue(frames, false)
+        self.shared.enqueue(frames, false, true)
+    }
+
+    /// Like [`send_frames`](Self::send_frames), with the official per-packet `compress` flag
+    /// (`socket.compress(false)` on the official server). With `compress` false the frames never
+    /// leave compressed: no `permessage-deflate` for them, and a long-polling answer that carries
+    /// only such frames is sent without `Content-Encoding`. With `true` it is `send_frames`: frames
+    /// are compressed when the configuration and their size call for it.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: engineio::Socket) {
+    /// use engineio::Frame;
+    /// // Already compressed data gains nothing from a second pass.
+    /// let jpeg = bytes::Bytes::from_static(b"\xff\xd8\xff\xe0");
+    /// socket.send_frames_with([Frame::Binary(jpeg)], false).ok();
+    /// # }
+    /// ```
+    pub fn send_frames_with<I: IntoIterator<Item = Frame>>(
+        &self,
+        frames: I,
+        compress: bool,
+    ) -> Result<(), SendError> {
+        self.shared.enqueue(frames, false, compress)
     }
 
     /// Closes the session after the frames already queued have been sent (`forced close`).
@@ -216,11 +246,13 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues frames; `force` skips the byte limit (heartbeats are never held back by data).
+    /// Queues frames; `force` skips the byte limit (heartbeats are never held back by data);
+    /// `compress` is the sender's per-packet flag.
     pub(crate) fn enqueue<I: IntoIterator<Item = Frame>>(
         self: &Arc<Self>,
         frames: I,
         force: bool,
+        compress: bool,
     ) -> Result<(), SendError> {
         let mut core = self.lock();
         if core.state.closed().is_some() {
@@ -231,7 +263,7 @@ impl Shared {
         let mut added = 0;
         for frame in frames {
             added += frame.len();
-            core.queue.push_back(frame);
+            core.queue.push_back(Queued { frame, compress });
         }
         self.stats.outgoing(core.queue.len() - before, added);
         core.queued_bytes += added;
@@ -268,10 +300,19 @@ impl Shared {
         Ok(())
     }
 
-    /// Takes every queued frame (the writer's batch).
-    pub(crate) fn take_queue(core: &mut Core) -> Vec<Frame> {
+    /// Takes every queued frame (a poll's batch), and whether any of them may be compressed.
+    pub(crate) fn take_queue(core: &mut Core) -> (Vec<Frame>, bool) {
         core.queued_bytes = 0;
-        core.queue.drain(..).collect()
+        let mut compress = false;
+        let frames = core
+            .queue
+            .drain(..)
+            .map(|queued| {
+                compress |= queued.compress;
+                queued.frame
+            })
+            .collect();
+        (frames, compress)
     }
 
     /// Closes the session once: tells the application, wakes the transports, forgets the session.
@@ -420,7 +461,7 @@ impl Shared {
             match action {
                 None => break,
                 Some(TimeoutAction::SendPing) => {
-                    let _ = self.enqueue([Frame::Text(Bytes::from_static(b"2"))], true);
+                    let _ = self.enqueue([Frame::Text(Bytes::from_static(b"2"))], true, true);
                 }
                 Some(TimeoutAction::Close(reason)) => {
                     self.close(reason, false);

@@ -32,7 +32,7 @@ use crate::packet::{Frame, Packet};
 use crate::payload;
 use crate::polling::apply_packet;
 use crate::session::{CloseReason, Step};
-use crate::socket::{Core, Shared};
+use crate::socket::{Core, Queued, Shared};
 use crate::wsframe::{frame_header, opcode, FrameDecoder, WsError, WsMessage, COMPRESSED};
 
 /// How long the last frames and the close frame may take to leave a closed session.
@@ -183,7 +183,9 @@ pub(crate) struct WsWriter {
 }
 
 impl WsWriter {
-    fn push(&mut self, frame: Frame) {
+    /// Turns a queued frame into a WebSocket frame, compressed when `permessage-deflate` was
+    /// negotiated, the sender's flag allows it and the message reaches the threshold.
+    fn push(&mut self, Queued { frame, compress }: Queued) {
         let (opcode, payload) = match frame {
             Frame::Text(text) => (opcode::TEXT, text),
             Frame::Binary(data) if self.binary_as_base64 => {
@@ -193,7 +195,7 @@ impl WsWriter {
         };
         let compressed = self
             .compress_from
-            .filter(|threshold| payload.len() >= *threshold)
+            .filter(|threshold| compress && payload.len() >= *threshold)
             .and_then(|_| deflate::compress_shared(&payload));
         let out = match compressed {
             Some(compressed) => {
@@ -214,9 +216,9 @@ impl WsWriter {
     }
 
     /// Moves `queue` (the session's) behind the frames already held; its bytes stop counting.
-    fn take(&mut self, queue: &mut VecDeque<Frame>, queued_bytes: &mut usize) {
-        for frame in queue.drain(..) {
-            self.push(frame);
+    fn take(&mut self, queue: &mut VecDeque<Queued>, queued_bytes: &mut usize) {
+        for queued in queue.drain(..) {
+            self.push(queued);
         }
         *queued_bytes = 0;
     }

@@ -122,3 +122,33 @@ async fn compression_can_be_turned_off_or_given_another_threshold() {
     assert_eq!(response.header("Content-Encoding"), Some("gzip"));
     assert_eq!(gunzip(&response.body), "4a short one");
 }
+
+#[tokio::test]
+async fn an_answer_of_packets_sent_with_the_compress_flag_off_is_not_compressed() {
+    let server = start_default().await;
+    let (sid, _) = server.handshake().await;
+    let socket = server.socket(&sid);
+    let long = format!("4{}", "y".repeat(2000));
+    let target = server.target(&polling(&sid));
+    let gzip = [("Accept-Encoding", "gzip")];
+    let poll = || http(server.addr, "GET", &target, &gzip, b"");
+
+    socket
+        .send_frames_with([engineio::Frame::Text(long.clone().into())], false)
+        .unwrap();
+    let response = poll().await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert_eq!(response.text(), long);
+
+    // One packet of the answer with the flag on is enough, as on the official server.
+    socket
+        .send_frames_with([engineio::Frame::Text(long.clone().into())], false)
+        .unwrap();
+    socket
+        .send_frames_with([engineio::Frame::Text("4on".into())], true)
+        .unwrap();
+    let response = poll().await;
+    assert_eq!(response.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(gunzip(&response.body), format!("{long}\u{1e}4on"));
+}

@@ -324,3 +324,38 @@ async fn one_packet_sent_to_many_sessions_reaches_each_compressed() {
         }
     }
 }
+
+#[tokio::test]
+async fn frames_sent_with_the_compress_flag_off_leave_plain() {
+    let server = start(deflate_config()).await;
+    let (mut ws, _) = RawWs::connect(&server, WS_QUERY, Some("permessage-deflate")).await;
+    let (_, open) = ws.frame().await;
+    let open = parse_open(std::str::from_utf8(&open).unwrap());
+    let socket = server.socket(open["sid"].as_str().unwrap());
+    let long = bytes::Bytes::from(format!("4{}", "compressible ".repeat(300)));
+    let binary = bytes::Bytes::from(vec![9u8; 5000]);
+    // Off: plain frames, however large and compressible; on (the default): compressed.
+    socket
+        .send_frames_with(
+            [
+                engineio::Frame::Text(long.clone()),
+                engineio::Frame::Binary(binary.clone()),
+            ],
+            false,
+        )
+        .unwrap();
+    socket
+        .send_frames_with([engineio::Frame::Text(long.clone())], true)
+        .unwrap();
+    socket
+        .send_frames([engineio::Frame::Binary(binary.clone())])
+        .unwrap();
+    assert_eq!(ws.frame().await, (TEXT, long.to_vec()));
+    assert_eq!(ws.frame().await, (BINARY, binary.to_vec()));
+    let (b0, payload) = ws.frame().await;
+    assert_eq!(b0, TEXT | RSV1);
+    assert_eq!(inflate(&payload, 1 << 20).unwrap(), long);
+    let (b0, payload) = ws.frame().await;
+    assert_eq!(b0, BINARY | RSV1);
+    assert_eq!(inflate(&payload, 1 << 20).unwrap(), binary);
+}

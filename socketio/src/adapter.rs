@@ -22,8 +22,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A room name. Every socket is in the room named by its own id.
 pub type Room = String;
 
-/// Which sockets an operation targets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which sockets an operation targets, and how its packet is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastOptions {
     /// Only sockets in at least one of these rooms; every socket when empty.
     pub rooms: Vec<Room>,
@@ -31,14 +31,26 @@ pub struct BroadcastOptions {
     pub except: Vec<Room>,
     /// Drop the packet for sockets that cannot take it now.
     pub volatile: bool,
-    /// The compress flag, accepted for API compatibility. It changes nothing: long-polling
-    /// answers are compressed by size alone (`engineio::Config::http_compression`), and so are
-    /// WebSocket messages when `engineio::Config::per_message_deflate` is set (off by default, as
-    /// `perMessageDeflate` in the official server). A packet of a broadcast is encoded once for
-    /// all its receivers, so one flag per packet would not reach the frames anyway.
+    /// The official per-packet `compress` flag, on by default. Off, the packet never leaves
+    /// compressed: no WebSocket compression (`engineio::Config::per_message_deflate`) for it, and
+    /// a long-polling answer that carries only such packets is not gzipped
+    /// (`engineio::Config::http_compression`). On, both still apply only from their thresholds.
     pub compress: bool,
     /// This server only, not the whole cluster.
     pub local: bool,
+}
+
+impl Default for BroadcastOptions {
+    /// Every socket, compress flag on, as an emit of the official server.
+    fn default() -> Self {
+        BroadcastOptions {
+            rooms: Vec::new(),
+            except: Vec::new(),
+            volatile: false,
+            compress: true,
+            local: false,
+        }
+    }
 }
 
 /// The replies to a broadcast with acknowledgement.
@@ -278,7 +290,7 @@ impl Adapter for LocalAdapter {
             if opts.volatile && !connection.is_writable() {
                 continue;
             }
-            let _ = connection.send_frames(frames.iter().cloned());
+            let _ = connection.send_frames_with(frames.iter().cloned(), opts.compress);
         }
     }
 
@@ -303,7 +315,7 @@ impl Adapter for LocalAdapter {
                 continue;
             }
             if socket.register_broadcast_ack(id, tx.clone()) {
-                socket.send_frames(frames.iter().cloned());
+                socket.send_frames_with(frames.iter().cloned(), opts.compress);
                 waiting.push(socket);
             }
         }

@@ -54,4 +54,4 @@ pub use namespace::{ConnectError, DynamicNamespace, Namespace, NamespaceInner};
 pub use operators::BroadcastOperator;
 pub use recovery::ConnectionStateRecovery;
 pub use server::{Config, SocketIo};
-pub use socket::{AckError, AckSender, DisconnectReason, EmitError, Socket, VolatileSocket};
+pub use socket::{AckError, AckSender, DisconnectReason, EmitError, FlaggedSocket, Socket};

@@ -242,6 +242,11 @@ impl Namespace {
         self.all().volatile()
     }
 
+    /// Sets the compress flag (see [`BroadcastOptions::compress`]).
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.all().compress(compress)
+    }
+
     /// Sets the timeout of a following [`BroadcastOperator::emit_with_ack`].
     pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
         self.all().timeout(timeout)

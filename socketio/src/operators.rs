@@ -77,7 +77,8 @@ impl BroadcastOperator {
         self
     }
 
-    /// Sets the compress flag (kept for API compatibility: see [`BroadcastOptions::compress`]).
+    /// Sets the compress flag, on by default: with `false` the packet never leaves compressed
+    /// (see [`BroadcastOptions::compress`]).
     pub fn compress(mut self, compress: bool) -> Self {
         self.opts.compress = compress;
         self

@@ -241,6 +241,21 @@ impl SocketIo {
         self.of("/").except(room)
     }
 
+    /// Targets the sockets of `/` on this server only, not the whole cluster.
+    pub fn local(&self) -> BroadcastOperator {
+        self.of("/").local()
+    }
+
+    /// Drops packets for sockets of `/` that cannot take them now.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.of("/").volatile()
+    }
+
+    /// Sets the compress flag of a broadcast on `/` (see [`crate::BroadcastOptions::compress`]).
+    pub fn compress(&self, compress: bool) -> BroadcastOperator {
+        self.of("/").compress(compress)
+    }
+
     /// Sets the timeout of a following broadcast with acknowledgement on `/`.
     pub fn timeout(&self, timeout: Duration) -> BroadcastOperator {
         self.of("/").timeout(timeout)

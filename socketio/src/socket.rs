@@ -289,18 +289,22 @@ impl Socket {
     /// With connection state recovery on, the event is kept (as the official server does) even
     /// when the socket has just lost its connection: it is sent again if the client comes back.
     pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
-        self.send_event(event_packet(&self.inner.nsp.name, event, data, None), false)
+        self.send_event(
+            event_packet(&self.inner.nsp.name, event, data, None),
+            EmitFlags::default(),
+        )
     }
 
     /// Sends an event packet (with an ack id or not) to this client. With connection state
     /// recovery on, it goes out as the official server sends it: through the adapter, to the room
     /// named by this socket's id (the event without ack id is then kept for a reconnection).
     /// Volatile, it is dropped when the connection cannot take it now.
-    fn send_event(&self, packet: Packet, volatile: bool) -> Result<(), EmitError> {
+    fn send_event(&self, packet: Packet, flags: EmitFlags) -> Result<(), EmitError> {
         if self.inner.nsp.recovery.is_some() {
             let own_room = BroadcastOptions {
                 rooms: vec![self.inner.id.clone()],
-                volatile,
+                volatile: flags.volatile,
+                compress: flags.compress,
                 ..BroadcastOptions::default()
             };
             self.inner.nsp.broadcast(packet, &own_room);
@@ -310,10 +314,10 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         let engine = &self.inner.client.engine;
-        if volatile && !engine.is_writable() {
+        if flags.volatile && !engine.is_writable() {
             return Ok(());
         }
-        if self.send_frames(encode_frames(&packet)) {
+        if self.send_frames_with(encode_frames(&packet), flags.compress) {
             Ok(())
         } else {
             Err(EmitError::Disconnected)
@@ -338,7 +342,7 @@ impl Socket {
         data: Data,
         timeout: Duration,
     ) -> Result<Data, AckError> {
-        self.ask(event, data, timeout, false).await
+        self.ask(event, data, timeout, EmitFlags::default()).await
     }
 
     async fn ask(
@@ -346,7 +350,7 @@ impl Socket {
         event: &str,
         data: Data,
         timeout: Duration,
-        volatile: bool,
+        flags: EmitFlags,
     ) -> Result<Data, AckError> {
         if !self.connected() {
             return Err(AckError::Disconnected);
@@ -366,7 +370,7 @@ impl Socket {
         }
         let _forget = Forget(self, id);
         let packet = event_packet(&self.inner.nsp.name, event, data, Some(id));
-        if self.send_event(packet, volatile).is_err() {
+        if self.send_event(packet, flags).is_err() {
             return Err(AckError::Disconnected);
         }
         match tokio::time::timeout(timeout, rx).await {
@@ -428,10 +432,29 @@ impl Socket {
     /// socket.volatile().emit("position", &(12, 34)).ok();
     /// # }
     /// ```
-    pub fn volatile(&self) -> VolatileSocket {
-        VolatileSocket {
+    pub fn volatile(&self) -> FlaggedSocket {
+        FlaggedSocket {
             socket: self.clone(),
+            flags: EmitFlags::default(),
         }
+        .volatile()
+    }
+
+    /// A view of this socket whose packets carry the official `compress` flag: with `false`
+    /// they never leave compressed (see [`BroadcastOptions::compress`]).
+    ///
+    /// ```no_run
+    /// # fn demo(socket: socketio::Socket, thumbnail: Vec<u8>) {
+    /// // Already compressed bytes gain nothing from WebSocket compression.
+    /// socket.compress(false).emit("thumbnail", &thumbnail).ok();
+    /// # }
+    /// ```
+    pub fn compress(&self, compress: bool) -> FlaggedSocket {
+        FlaggedSocket {
+            socket: self.clone(),
+            flags: EmitFlags::default(),
+        }
+        .compress(compress)
     }
 
     /// Stores a value of type `T` on the socket (one per type).
@@ -467,7 +490,20 @@ impl Socket {
 
     /// Queues frames for the client; false when the connection is closed.
     pub(crate) fn send_frames(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
-        self.inner.client.engine.send_frames(frames).is_ok()
+        self.send_frames_with(frames, true)
+    }
+
+    /// Queues frames for the client with the `compress` flag; false when the connection is closed.
+    pub(crate) fn send_frames_with(
+        &self,
+        frames: impl IntoIterator<Item = Frame>,
+        compress: bool,
+    ) -> bool {
+        self.inner
+            .client
+            .engine
+            .send_frames_with(frames, compress)
+            .is_ok()
     }
 
     pub(crate) fn register_broadcast_ack(
@@ -651,15 +687,50 @@ impl Socket {
     }
 }
 
-/// A socket whose emits are volatile: dropped when the connection cannot take them now. Made by
-/// [`Socket::volatile`].
-#[derive(Debug, Clone)]
-pub struct VolatileSocket {
-    socket: Socket,
+/// The flags of one emit, as the official server's `socket.volatile` / `socket.compress(…)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EmitFlags {
+    volatile: bool,
+    compress: bool,
 }
 
-impl VolatileSocket {
-    /// Sends an event to this client, unless its connection cannot take it now.
+impl Default for EmitFlags {
+    fn default() -> Self {
+        EmitFlags {
+            volatile: false,
+            compress: true,
+        }
+    }
+}
+
+/// A socket whose emits carry flags: volatile (dropped when the connection cannot take them now)
+/// and compress. Made by [`Socket::volatile`] and [`Socket::compress`]; the flags chain.
+///
+/// ```no_run
+/// # fn demo(socket: socketio::Socket) {
+/// socket.volatile().compress(false).emit("tick", &1).ok();
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FlaggedSocket {
+    socket: Socket,
+    flags: EmitFlags,
+}
+
+impl FlaggedSocket {
+    /// Makes the emits volatile.
+    pub fn volatile(mut self) -> Self {
+        self.flags.volatile = true;
+        self
+    }
+
+    /// Sets the compress flag (see [`Socket::compress`]).
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.flags.compress = compress;
+        self
+    }
+
+    /// Sends an event to this client (unless volatile and its connection cannot take it now).
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         self.emit_data(event, Data::from_serialize(args)?)
     }
@@ -667,11 +738,11 @@ impl VolatileSocket {
     /// Like [`emit`](Self::emit), with prepared arguments.
     pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
         let packet = event_packet(self.socket.ns(), event, data, None);
-        self.socket.send_event(packet, true)
+        self.socket.send_event(packet, self.flags)
     }
 
-    /// Sends an event, unless the connection cannot take it now, and waits for the client's
-    /// acknowledgement, at most `timeout` (a dropped event times out).
+    /// Sends an event (unless volatile and the connection cannot take it now) and waits for the
+    /// client's acknowledgement, at most `timeout` (a dropped event times out).
     pub async fn emit_with_ack<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -689,17 +760,26 @@ impl VolatileSocket {
         data: Data,
         timeout: Duration,
     ) -> Result<Data, AckError> {
-        self.socket.ask(event, data, timeout, true).await
+        self.socket.ask(event, data, timeout, self.flags).await
     }
 
-    /// Targets the sockets in `room` except this one, volatile.
+    /// Targets the sockets in `room` except this one, with these flags.
     pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
-        self.socket.to(room).volatile()
+        self.flagged(self.socket.to(room))
     }
 
-    /// Targets every other socket of the namespace, volatile.
+    /// Targets every other socket of the namespace, with these flags.
     pub fn broadcast(&self) -> BroadcastOperator {
-        self.socket.broadcast().volatile()
+        self.flagged(self.socket.broadcast())
+    }
+
+    fn flagged(&self, operator: BroadcastOperator) -> BroadcastOperator {
+        let operator = operator.compress(self.flags.compress);
+        if self.flags.volatile {
+            operator.volatile()
+        } else {
+            operator
+        }
     }
 }
 

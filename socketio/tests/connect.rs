@@ -349,25 +349,9 @@ async fn connection_that_joins_no_namespace_is_closed_after_connect_timeout() {
 #[tokio::test]
 async fn connect_over_polling() {
     let server = start(|_| {}).await;
-    let open = http(
-        server.addr,
-        "GET",
-        &server.target("EIO=4&transport=polling"),
-        b"",
-    )
-    .await
-    .text();
-    let open: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
-    let sid = open["sid"].as_str().unwrap();
-    let query = format!("EIO=4&transport=polling&sid={sid}");
-    let posted = http(server.addr, "POST", &server.target(&query), b"40").await;
-    assert_eq!(posted.text(), "ok");
-    let answer = http(server.addr, "GET", &server.target(&query), b"")
-        .await
-        .text();
-    let (prefix, json) = split_json(&answer);
-    assert_eq!(prefix, "40");
-    assert_ne!(json["sid"].as_str().unwrap(), sid);
+    // The helper asserts the CONNECT answer and that its id is not the Engine.IO one.
+    let (_, sid) = server.polling_connected().await;
+    assert!(server.io.of("/").socket(&sid).is_some());
 }
 
 #[tokio::test]

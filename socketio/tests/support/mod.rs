@@ -84,10 +84,41 @@ impl TestServer {
         (client, sid)
     }
 
+    /// A new long-polling connection joined to `/`: its Engine.IO id and its Socket.IO id (never
+    /// the same).
+    pub async fn polling_connected(&self) -> (String, String) {
+        let open = http(
+            self.addr,
+            "GET",
+            &self.target("EIO=4&transport=polling"),
+            b"",
+        )
+        .await
+        .text();
+        let open: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
+        let engine_sid = open["sid"].as_str().unwrap().to_owned();
+        let query = polling_query(&engine_sid);
+        let posted = http(self.addr, "POST", &self.target(&query), b"40").await;
+        assert_eq!(posted.text(), "ok");
+        let answer = http(self.addr, "GET", &self.target(&query), b"")
+            .await
+            .text();
+        let (prefix, json) = split_json(&answer);
+        assert_eq!(prefix, "40");
+        let sid = json["sid"].as_str().unwrap().to_owned();
+        assert_ne!(sid, engine_sid);
+        (engine_sid, sid)
+    }
+
     /// The server-side socket of `/` with this id.
     pub fn socket(&self, sid: &str) -> socketio::Socket {
         self.io.of("/").socket(sid).expect("a connected socket")
     }
+}
+
+/// The query of a long-polling request of the Engine.IO session `engine_sid`.
+pub fn polling_query(engine_sid: &str) -> String {
+    format!("EIO=4&transport=polling&sid={engine_sid}")
 }
 
 /// What the raw client received.
@@ -258,10 +289,20 @@ pub async fn wait_for<T>(within: Duration, mut check: impl FnMut() -> Option<T>)
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl HttpResponse {
+    /// The value of the header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as UTF-8.
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
@@ -271,10 +312,25 @@ impl HttpResponse {
 /// Sends one HTTP/1.1 request on a new connection (`Connection: close`) and reads the answer, whose
 /// body must have a `Content-Length`.
 pub async fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> HttpResponse {
+    http_with(addr, method, target, &[], body).await
+}
+
+/// Like [`http`], with more request headers.
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let request = async {
         let mut stream = TcpStream::connect(addr).await.unwrap();
+        let extra: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
         let mut bytes = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
@@ -292,11 +348,16 @@ pub async fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> 
         };
         let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-        let length: usize = head
+        let headers: Vec<(String, String)> = head
             .split("\r\n")
+            .skip(1)
             .filter_map(|line| line.split_once(':'))
-            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.trim().parse().unwrap())
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| v.parse().unwrap())
             .expect("a Content-Length");
         let mut body = buf[head_end + 4..].to_vec();
         while body.len() < length {
@@ -305,7 +366,11 @@ pub async fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> 
             body.extend_from_slice(&chunk[..n]);
         }
         body.truncate(length);
-        HttpResponse { status, body }
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
     };
     tokio::time::timeout(WAIT * 6, request)
         .await
