@@ -347,6 +347,7 @@ impl EngineIo {
                 return response;
             }
         }
+        let upgrade = is_websocket_upgrade(&parts);
         let mut response = self.route(&mut parts, body, remote).await;
         if response.status() == StatusCode::OK {
             // Only the polling transport answers 200 here.
@@ -363,8 +364,10 @@ impl EngineIo {
                 hook(&parts, response.headers_mut(), handshake);
             }
         }
+        // As the official server, whose `cors` middleware runs for upgrades too: its headers go
+        // out on the 101, and a refused upgrade gets the bare answer of `abortUpgrade`.
         if let Some(cors) = cors {
-            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            if !upgrade || response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 cors.apply(&parts.headers, response.headers_mut());
             }
         }

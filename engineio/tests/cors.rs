@@ -233,3 +233,51 @@ async fn without_cors_config_no_cors_headers() {
         response.headers
     );
 }
+
+#[tokio::test]
+async fn a_websocket_101_carries_the_headers_and_a_refused_upgrade_none() {
+    // As the official server, whose `cors` middleware runs for upgrades too (its headers go out on
+    // the 101) while a refused upgrade gets the bare `abortUpgrade` answer.
+    let server = start(listed()).await;
+    let upgrade = [
+        ORIGIN,
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let response = server
+        .request("GET", "EIO=4&transport=websocket", &upgrade, b"")
+        .await;
+    assert_eq!(response.status, 101);
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        response.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    for query in [
+        "EIO=4&transport=websocket&sid=unknown",
+        "EIO=3&transport=websocket",
+    ] {
+        let response = server.request("GET", query, &upgrade, b"").await;
+        assert_eq!(response.status, 400, "{query}");
+        assert!(!response.has_header_prefix("access-control-"), "{query}");
+    }
+    // The same refusal without Upgrade is a plain request: it keeps its headers.
+    let response = server
+        .request(
+            "GET",
+            "EIO=4&transport=websocket&sid=unknown",
+            &[ORIGIN],
+            b"",
+        )
+        .await;
+    assert_eq!(response.status, 400);
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+}

@@ -278,6 +278,24 @@ tests.push({
     }
     const version12 = await upgradeAnswer(url, { "Sec-WebSocket-Version": "12" });
     assert.equal(version12.headers["sec-websocket-version"], "13, 8");
+
+    // the cors option's headers go out on the 101, never on a refused upgrade
+    const origin = { Origin: "https://app.example" };
+    const accepted = await upgradeAnswer(url, origin);
+    assert.equal(accepted.status, 101);
+    assert.equal(accepted.headers["access-control-allow-origin"], "*");
+    for (const [target, headers] of [
+      [`${url}&sid=unknown`, origin],
+      [url, { ...origin, "Sec-WebSocket-Key": "abc" }],
+    ]) {
+      const refused = await upgradeAnswer(target, headers);
+      t.note(`${target} ${JSON.stringify(headers)}: ${refused.status} ${JSON.stringify(refused.headers)}`);
+      assert.equal(refused.status, 400);
+      assert.deepStrictEqual(
+        Object.keys(refused.headers).filter((name) => name.startsWith("access-control-")),
+        [],
+      );
+    }
   },
 });
 
