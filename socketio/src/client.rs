@@ -134,7 +134,7 @@ impl Client {
             self.send_packet(&Packet::new(PacketType::ConnectError, &name, Some(refusal)));
             return;
         }
-        let Some(nsp) = server.namespace_for(&name) else {
+        let Some((nsp, connecting)) = server.namespace_for(&name) else {
             tracing::debug!(nsp = %name, "connect to an unknown namespace");
             let refusal = json!({ "message": "Invalid namespace" });
             self.send_packet(&Packet::new(PacketType::ConnectError, &name, Some(refusal)));
@@ -178,7 +178,7 @@ impl Client {
         let middlewares = read(&nsp.handlers.middlewares).clone();
         if middlewares.is_empty() || skip_middlewares {
             me.finish_connect(nsp, socket, rooms);
-            drop(claim);
+            drop((claim, connecting));
             return;
         }
         let mut verdict = Box::pin({
@@ -199,7 +199,7 @@ impl Client {
         match std::panic::catch_unwind(AssertUnwindSafe(|| verdict.as_mut().poll(&mut noop))) {
             Ok(Poll::Ready(verdict)) => {
                 me.conclude_connect(nsp, socket, rooms, verdict);
-                drop(claim);
+                drop((claim, connecting));
                 return;
             }
             Ok(Poll::Pending) => {}
@@ -221,7 +221,7 @@ impl Client {
             let verdict = verdict.await;
             drop(pending);
             me.conclude_connect(nsp, socket, rooms, verdict);
-            drop(claim);
+            drop((claim, connecting));
         });
     }
 

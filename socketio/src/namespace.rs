@@ -1,8 +1,8 @@
 //! Namespaces: static ones by name, dynamic ones created on first connect.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -13,7 +13,7 @@ use crate::data::Data;
 use crate::operators::BroadcastOperator;
 use crate::packet::Packet;
 use crate::recovery::RecoveryStore;
-use crate::server::Config;
+use crate::server::{Config, ServerInner};
 use crate::socket::{lock, read, write, AckError, EmitError, Socket};
 
 /// A connect middleware's refusal: the client gets `connect_error` with this message and data.
@@ -51,6 +51,19 @@ pub(crate) type Middleware =
     Arc<dyn Fn(Socket) -> BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// A CONNECT under way to a child namespace that is removed once unused: while it lives, the child
+/// stays; when the last one ends without a socket (a refusal), the child goes.
+pub(crate) struct Connecting(Option<Arc<NamespaceInner>>);
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        if let Some(nsp) = self.0.take() {
+            nsp.connecting.fetch_sub(1, Ordering::AcqRel);
+            nsp.clean_up_if_unused();
+        }
+    }
+}
+
 /// Middlewares and connection handlers; shared by a dynamic namespace's children.
 #[derive(Default)]
 pub(crate) struct Handlers {
@@ -85,10 +98,22 @@ pub struct NamespaceInner {
     ack_ids: AtomicU64,
     /// Kept sessions and packets, when connection state recovery is on.
     pub(crate) recovery: Option<Mutex<RecoveryStore>>,
+    /// For a child of a dynamic namespace with `cleanup_empty_child_namespaces` on: the server
+    /// whose table it leaves once its last socket has left.
+    cleanup: Option<Weak<ServerInner>>,
+    /// CONNECTs between this namespace's lookup and their socket's registration or refusal: a
+    /// child is not removed under them.
+    connecting: AtomicUsize,
 }
 
 impl NamespaceInner {
-    pub(crate) fn new(name: String, handlers: Arc<Handlers>, config: &Config) -> Arc<Self> {
+    /// A namespace; `cleanup` is the server of a child to remove once empty.
+    pub(crate) fn new(
+        name: String,
+        handlers: Arc<Handlers>,
+        config: &Config,
+        cleanup: Option<Weak<ServerInner>>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|weak| NamespaceInner {
             name,
             handlers,
@@ -99,7 +124,33 @@ impl NamespaceInner {
                 .connection_state_recovery
                 .clone()
                 .map(|settings| Mutex::new(RecoveryStore::new(settings, Instant::now()))),
+            cleanup,
+            connecting: AtomicUsize::new(0),
         })
+    }
+
+    /// Notes a CONNECT to this namespace until the returned guard is dropped. Called under the
+    /// server's table lock, so that a removal (under the same lock) sees it.
+    pub(crate) fn connecting(self: &Arc<Self>) -> Connecting {
+        if self.cleanup.is_none() {
+            return Connecting(None);
+        }
+        self.connecting.fetch_add(1, Ordering::AcqRel);
+        Connecting(Some(self.clone()))
+    }
+
+    /// Whether a child may leave the server's table: no socket, no CONNECT under way.
+    pub(crate) fn is_unused(&self) -> bool {
+        self.connecting.load(Ordering::Acquire) == 0 && read(&self.sockets).is_empty()
+    }
+
+    /// Removes an unused child from its server's table (`cleanup_empty_child_namespaces`).
+    fn clean_up_if_unused(&self) {
+        if let Some(server) = self.cleanup.as_ref().and_then(Weak::upgrade) {
+            if self.is_unused() {
+                server.forget_child(self);
+            }
+        }
     }
 
     /// Sends a packet to the sockets `opts` targets. With connection state recovery on, an event
@@ -125,6 +176,7 @@ impl NamespaceInner {
 
     pub(crate) fn remove_socket(&self, sid: &str) {
         write(&self.sockets).remove(sid);
+        self.clean_up_if_unused();
     }
 
     /// The namespace name.

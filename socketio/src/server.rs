@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::adapter::{AdapterFactory, LocalAdapter, Room};
 use crate::client::Client;
 use crate::client_files::ClientFiles;
-use crate::namespace::{DynamicNamespace, Handlers, Namespace, NamespaceInner};
+use crate::namespace::{Connecting, DynamicNamespace, Handlers, Namespace, NamespaceInner};
 use crate::operators::BroadcastOperator;
 use crate::recovery::ConnectionStateRecovery;
 use crate::socket::{read, write, EmitError};
@@ -39,6 +39,10 @@ pub struct Config {
     pub max_namespaces_per_connection: usize,
     /// Acknowledgements the server may await from one socket at once (default 10,000).
     pub max_pending_acks: usize,
+    /// Removes a child of a dynamic namespace ([`SocketIo::dynamic`]) once its last socket has
+    /// left, or its CONNECT was refused, as the official `cleanupEmptyChildNamespaces` (default
+    /// false, as there). Without it, every name a client connects to stays in memory.
+    pub cleanup_empty_child_namespaces: bool,
     /// Builds each namespace's adapter (default: [`LocalAdapter`]).
     pub adapter: AdapterFactory,
     /// Connection state recovery, off by default as in the official server (see
@@ -61,6 +65,7 @@ impl Default for Config {
             max_attachments: 10,
             max_namespaces_per_connection: 64,
             max_pending_acks: 10_000,
+            cleanup_empty_child_namespaces: false,
             adapter: Arc::new(|nsp| Arc::new(LocalAdapter::new(nsp))),
             connection_state_recovery: None,
             serve_client: None,
@@ -79,6 +84,10 @@ impl std::fmt::Debug for Config {
                 &self.max_namespaces_per_connection,
             )
             .field("max_pending_acks", &self.max_pending_acks)
+            .field(
+                "cleanup_empty_child_namespaces",
+                &self.cleanup_empty_child_namespaces,
+            )
             .field("connection_state_recovery", &self.connection_state_recovery)
             .field("serve_client", &self.serve_client.is_some())
             .finish()
@@ -94,32 +103,69 @@ pub(crate) struct ServerInner {
 }
 
 impl ServerInner {
-    /// The namespace a CONNECT names: a registered one, or a new child of a matching dynamic one.
-    pub(crate) fn namespace_for(&self, name: &str) -> Option<Arc<NamespaceInner>> {
+    /// The namespace a CONNECT names: a registered one, or a new child of a matching dynamic one;
+    /// with the guard that keeps a child in place until the CONNECT is concluded.
+    pub(crate) fn namespace_for(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Option<(Arc<NamespaceInner>, Connecting)> {
         if let Some(nsp) = read(&self.namespaces).get(name) {
-            return Some(nsp.clone());
+            return Some((nsp.clone(), nsp.connecting()));
         }
-        let handlers = read(&self.dynamic)
-            .iter()
-            .find(|(matches, _)| matches(name))
-            .map(|(_, handlers)| handlers.clone())?;
+        let handlers = self.dynamic_handlers(name)?;
         let mut namespaces = write(&self.namespaces);
         let nsp = namespaces
             .entry(name.to_owned())
-            .or_insert_with(|| NamespaceInner::new(name.to_owned(), handlers, &self.config));
-        Some(nsp.clone())
+            .or_insert_with(|| self.child(name, handlers));
+        Some((nsp.clone(), nsp.connecting()))
     }
 
-    fn of(&self, name: &str) -> Arc<NamespaceInner> {
+    /// The handlers of the first dynamic namespace that matches `name`.
+    fn dynamic_handlers(&self, name: &str) -> Option<Arc<Handlers>> {
+        read(&self.dynamic)
+            .iter()
+            .find(|(matches, _)| matches(name))
+            .map(|(_, handlers)| handlers.clone())
+    }
+
+    /// A new child of a dynamic namespace.
+    fn child(self: &Arc<Self>, name: &str, handlers: Arc<Handlers>) -> Arc<NamespaceInner> {
+        let cleanup = self
+            .config
+            .cleanup_empty_child_namespaces
+            .then(|| Arc::downgrade(self));
+        NamespaceInner::new(name.to_owned(), handlers, &self.config, cleanup)
+    }
+
+    /// Removes `nsp`, a child found unused, from the table (unless a CONNECT or `of` took it
+    /// meanwhile, or it was replaced).
+    pub(crate) fn forget_child(&self, nsp: &NamespaceInner) {
+        let mut namespaces = write(&self.namespaces);
+        let current = namespaces
+            .get(&nsp.name)
+            .is_some_and(|entry| std::ptr::eq(Arc::as_ptr(entry), nsp));
+        if current && nsp.is_unused() {
+            namespaces.remove(&nsp.name);
+            tracing::debug!(nsp = %nsp.name, "empty child namespace removed");
+        }
+    }
+
+    /// `io.of(name)`: a registered namespace, else a new one; a child when a dynamic namespace
+    /// matches the name (as the official `of` does for a parent namespace's regular expression).
+    fn of(self: &Arc<Self>, name: &str) -> Arc<NamespaceInner> {
         let name = normalize(name);
         // Every `io.of(…)` / `io.to(…)` comes here: the write lock only for a new namespace.
         if let Some(nsp) = read(&self.namespaces).get(&name) {
             return nsp.clone();
         }
+        let handlers = self.dynamic_handlers(&name);
         let mut namespaces = write(&self.namespaces);
         namespaces
             .entry(name.clone())
-            .or_insert_with(|| NamespaceInner::new(name, Arc::default(), &self.config))
+            .or_insert_with(|| match handlers {
+                Some(handlers) => self.child(&name, handlers),
+                None => NamespaceInner::new(name, Arc::default(), &self.config, None),
+            })
             .clone()
     }
 }
@@ -201,6 +247,14 @@ impl SocketIo {
         Namespace {
             inner: self.inner.of(name),
         }
+    }
+
+    /// The names of the namespaces that exist now, sorted: those made by [`of`](Self::of) and the
+    /// children of dynamic namespaces.
+    pub fn namespace_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = read(&self.inner.namespaces).keys().cloned().collect();
+        names.sort_unstable();
+        names
     }
 
     /// A dynamic namespace: any name `matches` accepts is created on its first connect.
