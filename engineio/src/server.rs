@@ -875,6 +875,13 @@ fn bad_request_and_close() -> Response<Body> {
 /// How long a client may take to send a request's headers (slow-header attacks).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest request head (request line and headers) read: a longer one gets
+/// `431 Request Header Fields Too Large` and the connection closed, as from Node's HTTP server
+/// (16 KiB by default: measured there, heads of up to 16,408 bytes pass). It is also the most a
+/// connection's read buffer holds (hyper's `max_buf_size`), so a client cannot make the server
+/// hold hyper's default of ~400 KB per connection.
+const MAX_HEAD_BYTES: usize = 16 * 1024 + 24;
+
 /// Serves HTTP/1.1 (with upgrades) on `listener`, answering each request with `service`.
 ///
 /// Used by [`EngineIo::serve`] and by servers that route other paths beside Engine.IO.
@@ -934,6 +941,7 @@ where
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
                 .serve_connection(TokioIo::new(AcceptedStream::new(stream)), svc)
                 .with_upgrades();
             if let Err(err) = connection.await {

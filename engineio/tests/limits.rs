@@ -149,3 +149,24 @@ async fn every_close_path_empties_the_session_table() {
     let closes = server.record.closes.lock().unwrap().len();
     assert_eq!(closes, 8);
 }
+
+#[tokio::test]
+async fn a_request_head_over_16_kib_gets_431_as_from_node() {
+    let server = start_default().await;
+    // The whole head counts: request line, headers and the blank line; Node's HTTP server lets
+    // 16 KiB (and a little) through and answers a longer head with 431.
+    for (filler, status) in [(15_900, 200), (16_600, 431), (300_000, 431)] {
+        let big = "a".repeat(filler);
+        let response = server
+            .request("GET", POLLING_HANDSHAKE, &[("X-Filler", big.as_str())], b"")
+            .await;
+        assert_eq!(response.status, status, "{filler}-byte header");
+    }
+    // A large body is not a large head: a POST of 200 KB still reaches the session.
+    let (sid, _) = server.handshake().await;
+    let body = format!("4{}", "b".repeat(200_000));
+    let response = server.post(&polling(&sid), &body).await;
+    assert_eq!(response.text(), "ok");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+}

@@ -1115,4 +1115,38 @@ tests.push({
   },
 });
 
+// ------------------------------------------ request heads over 16 KiB get 431 (Node's http limit)
+tests.push({
+  name: "edge: a request head of 16,408 bytes is read, one byte more gets 431 and the connection closed",
+  async run(t) {
+    const net = require("node:net");
+    const { port } = new URL(t.url);
+    const statusFor = (headLength) =>
+      new Promise((resolve, reject) => {
+        const start = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: localhost\r\nX-Filler: ";
+        const head = start + "a".repeat(headLength - start.length - 4) + "\r\n\r\n";
+        assert.equal(head.length, headLength);
+        const socket = net.connect(Number(port), "127.0.0.1", () => socket.write(head));
+        let answer = "";
+        socket.setTimeout(3000, () => socket.destroy(new Error("no answer within 3 s")));
+        socket.on("data", (chunk) => {
+          answer += chunk;
+          if (answer.includes("\r\n\r\n")) {
+            socket.destroy();
+            resolve(answer.split("\r\n")[0]);
+          }
+        });
+        socket.on("error", reject);
+      });
+    for (const [length, status] of [
+      [16408, "HTTP/1.1 200 OK"],
+      [16409, "HTTP/1.1 431 Request Header Fields Too Large"],
+    ]) {
+      const line = await statusFor(length);
+      t.note(`${length}-byte head: ${line}`);
+      assert.equal(line, status, `${length}-byte head`);
+    }
+  },
+});
+
 module.exports = tests;
