@@ -79,12 +79,12 @@ struct Answer {
 }
 
 impl Answer {
-    /// A packet of the transport itself (a noop, a close): the official server sends it with the
-    /// `compress` flag on.
+    /// A packet of the transport itself (a noop, a close): the official polling transport sends
+    /// it without options, so with the `compress` flag off.
     fn transport(body: &'static [u8]) -> Self {
         Answer {
             body: Bytes::from_static(body),
-            compress: true,
+            compress: false,
         }
     }
 

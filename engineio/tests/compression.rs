@@ -152,3 +152,31 @@ async fn an_answer_of_packets_sent_with_the_compress_flag_off_is_not_compressed(
     assert_eq!(response.header("Content-Encoding"), Some("gzip"));
     assert_eq!(gunzip(&response.body), format!("{long}\u{1e}4on"));
 }
+
+#[tokio::test]
+async fn the_transport_s_own_packets_are_never_compressed() {
+    // As engine.io's polling transport, which sends a noop or a close without the compress flag:
+    // even with a threshold of 0, only data packets are compressed.
+    let mut config = Config::default();
+    config.http_compression = Some(HttpCompression::with_threshold(0));
+    let server = start(config).await;
+    let (sid, _) = server.handshake().await;
+    let response = poll_message(&server, &sid, "x", Some("gzip")).await;
+    assert_eq!(response.header("Content-Encoding"), Some("gzip"));
+    server.socket(&sid).close();
+    let target = server.target(&polling(&sid));
+    let response = http(
+        server.addr,
+        "GET",
+        &target,
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    )
+    .await;
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert!(
+        ["1", "6\u{1e}1"].contains(&response.text().as_str()),
+        "{}",
+        response.text()
+    );
+}

@@ -105,6 +105,9 @@ pub trait Adapter: Send + Sync + 'static {
     fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> BoxFuture<'static, ()>;
     /// Sends an event to the other servers of the cluster (none for a single server).
     fn server_side_emit(&self, event: String, data: Data) -> BoxFuture<'static, ()>;
+    /// The namespace is gone (an empty child removed by `cleanup_empty_child_namespaces`): a
+    /// cluster adapter lets go of what it holds for it. Nothing to do by default.
+    fn close(&self) {}
 }
 
 /// The in-memory adapter: rooms in this process.

@@ -17,7 +17,7 @@ use crate::namespace::{ConnectError, NamespaceInner};
 use crate::packet::{BinaryCollector, Collected, Packet, PacketType};
 use crate::recovery::{PersistedSession, RestoredSession};
 use crate::server::ServerInner;
-use crate::socket::{lock, read, DisconnectReason, Recovery, Socket};
+use crate::socket::{lock, DisconnectReason, Recovery, Socket};
 
 pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
@@ -175,7 +175,7 @@ impl Client {
                 (socket, Vec::new(), false, None)
             }
         };
-        let middlewares = read(&nsp.handlers.middlewares).clone();
+        let middlewares = nsp.middlewares();
         if middlewares.is_empty() || skip_middlewares {
             me.finish_connect(nsp, socket, rooms);
             drop((claim, connecting));
@@ -286,7 +286,7 @@ impl Client {
         };
         self.send_packet(&answer);
         tracing::debug!(sid = socket.id(), nsp = %nsp.name, "socket connected");
-        let handlers = read(&nsp.handlers.connection).clone();
+        let handlers = nsp.connection_handlers();
         let on_connect = {
             let socket = socket.clone();
             Box::pin(async move {

@@ -64,7 +64,8 @@ impl Drop for Connecting {
     }
 }
 
-/// Middlewares and connection handlers; shared by a dynamic namespace's children.
+/// Middlewares and connection handlers: a namespace's own, or a dynamic namespace's (which its
+/// children run before their own).
 #[derive(Default)]
 pub(crate) struct Handlers {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
@@ -92,7 +93,11 @@ impl Handlers {
 /// The state of one namespace.
 pub struct NamespaceInner {
     pub(crate) name: String,
-    pub(crate) handlers: Arc<Handlers>,
+    /// What was registered on this namespace itself.
+    handlers: Handlers,
+    /// For a child of a dynamic namespace: the parent's, run first (as the official server
+    /// copies them into each child).
+    parent: Option<Arc<Handlers>>,
     pub(crate) sockets: RwLock<foldhash::HashMap<String, Socket>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
@@ -107,16 +112,18 @@ pub struct NamespaceInner {
 }
 
 impl NamespaceInner {
-    /// A namespace; `cleanup` is the server of a child to remove once empty.
+    /// A namespace; for a child of a dynamic namespace, `parent` holds its handlers and
+    /// `cleanup` the server to leave once empty.
     pub(crate) fn new(
         name: String,
-        handlers: Arc<Handlers>,
+        parent: Option<Arc<Handlers>>,
         config: &Config,
         cleanup: Option<Weak<ServerInner>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|weak| NamespaceInner {
             name,
-            handlers,
+            handlers: Handlers::default(),
+            parent,
             sockets: RwLock::new(foldhash::HashMap::default()),
             adapter: (config.adapter)(weak.clone()),
             ack_ids: AtomicU64::new(0),
@@ -127,6 +134,24 @@ impl NamespaceInner {
             cleanup,
             connecting: AtomicUsize::new(0),
         })
+    }
+
+    /// The connect middlewares, in the order they run: a parent's first.
+    pub(crate) fn middlewares(&self) -> Vec<Middleware> {
+        self.layers()
+            .flat_map(|handlers| read(&handlers.middlewares).clone())
+            .collect()
+    }
+
+    /// The connection handlers, in the order they run: a parent's first.
+    pub(crate) fn connection_handlers(&self) -> Vec<ConnectionHandler> {
+        self.layers()
+            .flat_map(|handlers| read(&handlers.connection).clone())
+            .collect()
+    }
+
+    fn layers(&self) -> impl Iterator<Item = &Handlers> {
+        self.parent.as_deref().into_iter().chain([&self.handlers])
     }
 
     /// Notes a CONNECT to this namespace until the returned guard is dropped. Called under the

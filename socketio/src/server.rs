@@ -134,7 +134,7 @@ impl ServerInner {
             .config
             .cleanup_empty_child_namespaces
             .then(|| Arc::downgrade(self));
-        NamespaceInner::new(name.to_owned(), handlers, &self.config, cleanup)
+        NamespaceInner::new(name.to_owned(), Some(handlers), &self.config, cleanup)
     }
 
     /// Removes `nsp`, a child found unused, from the table (unless a CONNECT or `of` took it
@@ -146,6 +146,8 @@ impl ServerInner {
             .is_some_and(|entry| std::ptr::eq(Arc::as_ptr(entry), nsp));
         if current && nsp.is_unused() {
             namespaces.remove(&nsp.name);
+            drop(namespaces);
+            nsp.adapter.close();
             tracing::debug!(nsp = %nsp.name, "empty child namespace removed");
         }
     }
@@ -164,7 +166,7 @@ impl ServerInner {
             .entry(name.clone())
             .or_insert_with(|| match handlers {
                 Some(handlers) => self.child(&name, handlers),
-                None => NamespaceInner::new(name, Arc::default(), &self.config, None),
+                None => NamespaceInner::new(name, None, &self.config, None),
             })
             .clone()
     }

@@ -113,3 +113,38 @@ async fn with_cleanup_an_unused_child_is_removed() {
     first.send("1/room-a,").await;
     wait_namespaces(&server.io, &["/", "/static"]).await;
 }
+
+#[tokio::test]
+async fn what_is_registered_on_a_child_applies_to_that_child_only() {
+    let server = start(rooms).await;
+    // After the parent's own handlers, which run first.
+    let vip = server.io.of("/room-vip");
+    vip.use_middleware(|_| async { Err(ConnectError::new("members only")) });
+    let mut client = server.client().await;
+    client.send("0/room-vip,").await;
+    assert_eq!(
+        client.recv_packet().await,
+        r#"4/room-vip,{"message":"members only"}"#
+    );
+    client.join("/room-a", None).await;
+    assert_eq!(
+        client.recv_packet().await,
+        r#"2/room-a,["welcome","/room-a"]"#
+    );
+    let lobby = server.io.of("/room-lobby");
+    lobby.on_connection(|socket| async move {
+        socket.emit("lobby", &()).ok();
+    });
+    client.join("/room-lobby", None).await;
+    assert_eq!(
+        client.recv_packet().await,
+        r#"2/room-lobby,["welcome","/room-lobby"]"#
+    );
+    assert_eq!(client.recv_packet().await, r#"2/room-lobby,["lobby"]"#);
+    client.join("/room-b", None).await;
+    assert_eq!(
+        client.recv_packet().await,
+        r#"2/room-b,["welcome","/room-b"]"#
+    );
+    client.expect_nothing(Duration::from_millis(100)).await;
+}
