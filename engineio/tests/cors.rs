@@ -116,13 +116,8 @@ fn listed() -> Config {
     })
 }
 
-#[tokio::test]
-async fn listed_origin_is_echoed_with_credentials() {
-    let server = start(listed()).await;
-    let response = server
-        .request("GET", POLLING_HANDSHAKE, &[ORIGIN], b"")
-        .await;
-    assert_eq!(response.status, 200);
+/// The answer lets `https://app.example` read it, with credentials.
+fn assert_allows_app_with_credentials(response: &HttpResponse) {
     assert_eq!(
         response.header("access-control-allow-origin"),
         Some("https://app.example")
@@ -131,6 +126,16 @@ async fn listed_origin_is_echoed_with_credentials() {
         response.header("access-control-allow-credentials"),
         Some("true")
     );
+}
+
+#[tokio::test]
+async fn listed_origin_is_echoed_with_credentials() {
+    let server = start(listed()).await;
+    let response = server
+        .request("GET", POLLING_HANDSHAKE, &[ORIGIN], b"")
+        .await;
+    assert_eq!(response.status, 200);
+    assert_allows_app_with_credentials(&response);
     assert!(response
         .headers
         .iter()
@@ -250,14 +255,7 @@ async fn a_websocket_101_carries_the_headers_and_a_refused_upgrade_none() {
         .request("GET", "EIO=4&transport=websocket", &upgrade, b"")
         .await;
     assert_eq!(response.status, 101);
-    assert_eq!(
-        response.header("access-control-allow-origin"),
-        Some("https://app.example")
-    );
-    assert_eq!(
-        response.header("access-control-allow-credentials"),
-        Some("true")
-    );
+    assert_allows_app_with_credentials(&response);
     for query in [
         "EIO=4&transport=websocket&sid=unknown",
         "EIO=3&transport=websocket",
