@@ -41,7 +41,9 @@ pub struct Config {
     pub max_pending_acks: usize,
     /// Removes a child of a dynamic namespace ([`SocketIo::dynamic`]) once its last socket has
     /// left, or its CONNECT was refused, as the official `cleanupEmptyChildNamespaces` (default
-    /// false, as there). Without it, every name a client connects to stays in memory.
+    /// false, as there). Without it, every name a client connects to stays in memory. As there, a
+    /// [`Namespace`] handle kept from `of` no longer reaches the sockets of a child made again
+    /// after its removal: look it up with `of` when it is needed.
     pub cleanup_empty_child_namespaces: bool,
     /// Builds each namespace's adapter (default: [`LocalAdapter`]).
     pub adapter: AdapterFactory,
@@ -137,8 +139,8 @@ impl ServerInner {
         NamespaceInner::new(name.to_owned(), Some(handlers), &self.config, cleanup)
     }
 
-    /// Removes `nsp`, a child found unused, from the table (unless a CONNECT or `of` took it
-    /// meanwhile, or it was replaced).
+    /// Removes `nsp`, a child found unused, from the table (unless a CONNECT took it meanwhile,
+    /// or it was replaced).
     pub(crate) fn forget_child(&self, nsp: &NamespaceInner) {
         let mut namespaces = write(&self.namespaces);
         let current = namespaces
