@@ -239,6 +239,22 @@ authNsp.on("connection", (socket) => {
   socket.emit("auth", socket.handshake.auth);
 });
 
+io.of("/guarded").on("connection", (socket) => {
+  socket.onAny((event) => socket.emit("seen", event));
+  socket.use(([event], next) => (event === "forbidden" ? next(new Error("forbidden event")) : next()));
+  socket.use((event, next) => {
+    if (event[0] === "alias") event[0] = "echo";
+    next();
+  });
+  socket.on("echo", (...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    if (ack) ack(...args);
+    else socket.emit("echo-back", ...args);
+  });
+  socket.on("alias", () => socket.emit("alias-handler-ran"));
+  socket.on("error", (err) => socket.emit("refused", err.message));
+});
+
 io.of(/^\/dynamic-[a-z0-9]+$/).on("connection", (socket) => {
   socket.emit("nsp", socket.nsp.name);
 });

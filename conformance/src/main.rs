@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Parser;
 use engineio::{CloseReason, ConnectionHandler, Cors, EngineIo, Handler, Message};
 use serde_json::{json, Value};
-use socketio::{AckSender, ConnectError, Data, DisconnectReason, Socket, SocketIo};
+use socketio::{
+    AckSender, ConnectError, Data, DisconnectReason, MiddlewareError, Socket, SocketIo,
+};
 
 // jemalloc hands freed memory back to the system, so RSS returns near its baseline after load.
 #[global_allocator]
@@ -183,12 +185,17 @@ async fn broadcast_with_ack(
     ack: Option<AckSender>,
 ) {
     match ack {
-        None => target.emit_data(event, data),
+        None => {
+            target.emit_data(event, data).ok();
+        }
         Some(ack) => {
-            let answers = target
+            let Ok(answers) = target
                 .timeout(Duration::ZERO)
                 .emit_with_ack_data(event, data)
-                .await;
+                .await
+            else {
+                return;
+            };
             let error = if answers.replies.is_empty() && answers.missing.is_empty() {
                 Value::Null
             } else {
@@ -436,6 +443,37 @@ fn other_namespaces(io: &SocketIo) {
             .emit("auth", &(socket.handshake().auth.clone(),))
             .ok();
     });
+    io.of("/guarded")
+        .on_connection(|socket: Socket| async move {
+            socket.on_any(|socket, event, _| async move {
+                socket.emit("seen", &(event,)).ok();
+            });
+            socket.use_middleware(|_, event| async move {
+                if event.name == "forbidden" {
+                    Err(MiddlewareError::new("forbidden event"))
+                } else {
+                    Ok(event)
+                }
+            });
+            socket.use_middleware(|_, mut event| async move {
+                if event.name == "alias" {
+                    event.name = "echo".into();
+                }
+                Ok(event)
+            });
+            socket.on("echo", |socket, data, ack| async move {
+                match ack {
+                    Some(ack) => ack.send_data(data).ok(),
+                    None => socket.emit_data("echo-back", data).ok(),
+                };
+            });
+            socket.on("alias", |socket, _, _| async move {
+                socket.emit("alias-handler-ran", &()).ok();
+            });
+            socket.on_error(|socket, err| async move {
+                socket.emit("refused", &(err.to_string(),)).ok();
+            });
+        });
     io.dynamic(|name| {
         name.strip_prefix("/dynamic-").is_some_and(|rest| {
             !rest.is_empty()

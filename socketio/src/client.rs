@@ -17,7 +17,7 @@ use crate::namespace::{ConnectError, NamespaceInner};
 use crate::packet::{BinaryCollector, Collected, Packet, PacketType};
 use crate::recovery::{PersistedSession, RestoredSession};
 use crate::server::ServerInner;
-use crate::socket::{lock, DisconnectReason, Recovery, Socket};
+use crate::socket::{lock, DisconnectReason, Recovery, Socket, SocketError};
 
 pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
@@ -392,6 +392,11 @@ impl ConnectionHandler for Client {
             Ok(Collected::Incomplete) => {}
             Err(err) => {
                 tracing::warn!(sid = self.engine.id(), %err, "invalid Socket.IO packet: closing the connection");
+                // As the official client.onerror: every socket's `error` handlers, then the close.
+                let sockets: Vec<Socket> = lock(&self.sockets).values().cloned().collect();
+                for socket in sockets {
+                    socket.report_error(SocketError::InvalidPacket(err.clone()));
+                }
                 self.engine.close();
             }
         }

@@ -1,8 +1,9 @@
 //! A Socket.IO v5 server on top of the [`engineio`] crate.
 //!
 //! Namespaces, rooms, broadcasting, acknowledgements both ways, binary attachments anywhere in the
-//! arguments, connect middlewares, an [`Adapter`] trait so that one server or a cluster serves the
-//! same API, and opt-in connection state recovery ([`ConnectionStateRecovery`]).
+//! arguments, connect middlewares and packet middlewares ([`Socket::use_middleware`]), an
+//! [`Adapter`] trait so that one server or a cluster serves the same API, and opt-in connection
+//! state recovery ([`ConnectionStateRecovery`]).
 //!
 //! # Example: a chat server
 //!
@@ -54,4 +55,7 @@ pub use namespace::{ConnectError, DynamicNamespace, Namespace, NamespaceInner};
 pub use operators::BroadcastOperator;
 pub use recovery::ConnectionStateRecovery;
 pub use server::{Config, SocketIo};
-pub use socket::{AckError, AckSender, DisconnectReason, EmitError, FlaggedSocket, Socket};
+pub use socket::{
+    AckError, AckSender, DisconnectReason, EmitError, Event, FlaggedSocket, MiddlewareError,
+    Socket, SocketError,
+};

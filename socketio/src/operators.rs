@@ -92,14 +92,14 @@ impl BroadcastOperator {
 
     /// Sends an event; the packet is encoded once for every target.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
-        self.emit_data(event, Data::from_serialize(args)?);
-        Ok(())
+        self.emit_data(event, Data::from_serialize(args)?)
     }
 
     /// Sends an event with prepared arguments.
-    pub fn emit_data(&self, event: &str, data: Data) {
-        let packet = event_packet(&self.nsp.name, event, data, None);
+    pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
+        let packet = event_packet(&self.nsp.name, event, data, None)?;
         self.nsp.broadcast(packet, &self.opts);
+        Ok(())
     }
 
     /// Sends an event and collects every target's acknowledgement (its first argument) until the
@@ -109,19 +109,23 @@ impl BroadcastOperator {
         event: &str,
         args: &T,
     ) -> Result<AckResponses, AckError> {
-        Ok(self
-            .emit_with_ack_data(event, Data::from_serialize(args)?)
-            .await)
+        self.emit_with_ack_data(event, Data::from_serialize(args)?)
+            .await
     }
 
     /// Like [`emit_with_ack`](Self::emit_with_ack), with prepared arguments.
-    pub async fn emit_with_ack_data(&self, event: &str, data: Data) -> AckResponses {
-        let packet = event_packet(&self.nsp.name, event, data, None);
+    pub async fn emit_with_ack_data(
+        &self,
+        event: &str,
+        data: Data,
+    ) -> Result<AckResponses, AckError> {
+        let packet = event_packet(&self.nsp.name, event, data, None)?;
         let timeout = self.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
-        self.nsp
+        Ok(self
+            .nsp
             .adapter
             .broadcast_with_ack(packet, self.opts.clone(), timeout)
-            .await
+            .await)
     }
 
     /// The targeted sockets.

@@ -66,7 +66,8 @@ impl PacketType {
     }
 }
 
-/// Event names a client may not send: they are the server's own lifecycle events.
+/// Event names a client may not send and the server may not emit: they are the lifecycle events
+/// of the sockets on either side.
 const RESERVED_EVENTS: [&str; 6] = [
     "connect",
     "connect_error",
@@ -75,6 +76,11 @@ const RESERVED_EVENTS: [&str; 6] = [
     "newListener",
     "removeListener",
 ];
+
+/// Whether `name` is a reserved lifecycle event name (`connect`, `disconnect`, …).
+pub(crate) fn is_reserved_event(name: &str) -> bool {
+    RESERVED_EVENTS.contains(&name)
+}
 
 /// One Socket.IO packet. For binary packets, `data` holds placeholders and `attachments` the buffers.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +97,8 @@ pub struct Packet {
     pub attachments: Vec<Bytes>,
 }
 
-/// Why a packet is invalid. The official server closes the connection on any of these.
+/// Why a packet is invalid. The official server closes the connection on any of these. The
+/// messages are the official parser's where it has the same error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -102,7 +109,7 @@ pub enum DecodeError {
     #[error("unknown packet type")]
     UnknownType,
     /// The attachment count is missing, malformed or over the limit.
-    #[error("illegal attachments")]
+    #[error("Illegal attachments")]
     IllegalAttachments,
     /// The ack id does not fit in 64 bits.
     #[error("invalid ack id")]
@@ -111,13 +118,13 @@ pub enum DecodeError {
     #[error("invalid payload")]
     InvalidPayload,
     /// A binary message arrived when no attachment was expected.
-    #[error("unexpected binary data")]
+    #[error("got binary data when not reconstructing a packet")]
     UnexpectedBinary,
     /// A text packet arrived while attachments were still expected.
-    #[error("text packet while reconstructing a binary packet")]
+    #[error("got plaintext data when reconstructing a packet")]
     UnexpectedText,
     /// A placeholder refers to no attachment.
-    #[error("placeholder without attachment")]
+    #[error("illegal attachments")]
     BadPlaceholder,
 }
 
@@ -521,7 +528,7 @@ fn payload_is_valid(kind: PacketType, data: &Value) -> bool {
         PacketType::Event | PacketType::BinaryEvent => match data {
             Value::Array(items) => match items.first() {
                 Some(Value::Number(_)) => true,
-                Some(Value::String(name)) => !RESERVED_EVENTS.contains(&name.as_str()),
+                Some(Value::String(name)) => !is_reserved_event(name),
                 _ => false,
             },
             _ => false,

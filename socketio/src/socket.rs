@@ -19,7 +19,7 @@ use crate::data::Data;
 use crate::handshake::Handshake;
 use crate::namespace::NamespaceInner;
 use crate::operators::BroadcastOperator;
-use crate::packet::{Packet, PacketType};
+use crate::packet::{is_reserved_event, DecodeError, Packet, PacketType};
 use crate::recovery::PersistedSession;
 
 /// Why a socket left its namespace, with the official server's wording.
@@ -99,6 +99,11 @@ pub enum EmitError {
     /// The socket is disconnected.
     #[error("the socket is disconnected")]
     Disconnected,
+    /// The event name is one of the lifecycle events a client reserves for itself (`connect`,
+    /// `connect_error`, `disconnect`, `disconnecting`, `newListener`, `removeListener`); the
+    /// official server throws for these as well.
+    #[error("\"{0}\" is a reserved event name")]
+    ReservedEvent(String),
     /// The arguments could not be serialized to JSON.
     #[error("arguments are not serializable: {0}")]
     Serialize(#[from] serde_json::Error),
@@ -117,14 +122,78 @@ pub enum AckError {
     /// Too many acknowledgements are already awaited from this socket (`max_pending_acks`).
     #[error("too many acknowledgements pending for this socket")]
     TooManyPending,
+    /// The event name is reserved (see [`EmitError::ReservedEvent`]).
+    #[error("\"{0}\" is a reserved event name")]
+    ReservedEvent(String),
     /// The arguments could not be serialized to JSON.
     #[error("arguments are not serializable: {0}")]
     Serialize(#[from] serde_json::Error),
 }
 
+/// An incoming event as the socket's packet middlewares see it (the official `[event, ...args]`
+/// of `socket.use`). A middleware may change both parts: the handler run is the one of the name
+/// the last middleware hands on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event name.
+    pub name: String,
+    /// The arguments (without the client's ack, which is answered by the handler).
+    pub data: Data,
+}
+
+/// A packet middleware's refusal of an event: the event reaches no handler, its acknowledgement
+/// is never sent, and the socket's [`on_error`](Socket::on_error) handlers see
+/// [`SocketError::Middleware`] (the official `next(new Error(message))`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MiddlewareError {
+    message: String,
+}
+
+impl MiddlewareError {
+    /// A refusal with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        MiddlewareError {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// What a socket's [`on_error`](Socket::on_error) handlers see: the official server's `error`
+/// event on a socket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// A packet middleware refused an event.
+    #[error("{0}")]
+    Middleware(#[from] MiddlewareError),
+    /// The client sent something that is not a Socket.IO packet; the connection (and so this
+    /// socket) is closed right after. Its message is the parser's, as the official error's.
+    #[error("{0}")]
+    InvalidPacket(#[from] DecodeError),
+}
+
+impl From<EmitError> for AckError {
+    fn from(err: EmitError) -> Self {
+        match err {
+            EmitError::Disconnected => AckError::Disconnected,
+            EmitError::ReservedEvent(name) => AckError::ReservedEvent(name),
+            EmitError::Serialize(err) => AckError::Serialize(err),
+        }
+    }
+}
+
 type EventHandler =
     Arc<dyn Fn(Socket, Data, Option<AckSender>) -> BoxFuture<'static, ()> + Send + Sync>;
 type AnyHandler = Arc<dyn Fn(Socket, String, Data) -> BoxFuture<'static, ()> + Send + Sync>;
+type PacketMiddleware =
+    Arc<dyn Fn(Socket, Event) -> BoxFuture<'static, Result<Event, MiddlewareError>> + Send + Sync>;
+type ErrorHandler = Arc<dyn Fn(Socket, SocketError) -> BoxFuture<'static, ()> + Send + Sync>;
 type DisconnectHandler =
     Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -140,6 +209,8 @@ pub(crate) struct SocketInner {
     pub(crate) handshake: Handshake,
     handlers: RwLock<HashMap<String, EventHandler>>,
     any_handlers: RwLock<Vec<AnyHandler>>,
+    packet_middlewares: RwLock<Vec<PacketMiddleware>>,
+    error_handlers: RwLock<Vec<ErrorHandler>>,
     disconnecting_handlers: RwLock<Vec<DisconnectHandler>>,
     disconnect_handlers: RwLock<Vec<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, AckSlot>>,
@@ -198,6 +269,8 @@ impl Socket {
                 handshake,
                 handlers: RwLock::new(HashMap::new()),
                 any_handlers: RwLock::new(Vec::new()),
+                packet_middlewares: RwLock::new(Vec::new()),
+                error_handlers: RwLock::new(Vec::new()),
                 disconnecting_handlers: RwLock::new(Vec::new()),
                 disconnect_handlers: RwLock::new(Vec::new()),
                 acks: Mutex::new(HashMap::new()),
@@ -260,6 +333,56 @@ impl Socket {
         write(&self.inner.any_handlers).push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
     }
 
+    /// Adds a packet middleware (the official `socket.use`): every incoming event goes through the
+    /// middlewares in the order they were added, after the [`on_any`](Self::on_any) handlers and
+    /// before its own handler. Each hands the event on, changed or not, or refuses it with a
+    /// [`MiddlewareError`]: the event then reaches no handler, the client's acknowledgement is
+    /// never sent, and the [`on_error`](Self::on_error) handlers run.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: socketio::Socket) {
+    /// use socketio::MiddlewareError;
+    /// socket.use_middleware(|socket, event| async move {
+    ///     if event.name.starts_with("admin:") && socket.extension::<bool>() != Some(true) {
+    ///         return Err(MiddlewareError::new("unauthorized event"));
+    ///     }
+    ///     Ok(event)
+    /// });
+    /// socket.on_error(|socket, err| async move {
+    ///     tracing::info!(sid = socket.id(), %err, "event refused");
+    ///     socket.disconnect();
+    /// });
+    /// # }
+    /// ```
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Event, MiddlewareError>> + Send + 'static,
+    {
+        write(&self.inner.packet_middlewares)
+            .push(Arc::new(move |s, e| Box::pin(middleware(s, e))));
+    }
+
+    /// Registers a handler of the socket's errors (the official `socket.on("error")`): an event
+    /// a packet middleware refused, or an invalid packet just before the connection closes.
+    /// Without one, a refused event is logged.
+    pub fn on_error<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, SocketError) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        write(&self.inner.error_handlers).push(Arc::new(move |s, e| Box::pin(handler(s, e))));
+    }
+
+    /// Runs the `on_error` handlers with `error`; false when there is none.
+    pub(crate) fn report_error(&self, error: SocketError) -> bool {
+        let handlers: Vec<ErrorHandler> = read(&self.inner.error_handlers).clone();
+        for handler in &handlers {
+            self.run_handler(handler(self.clone(), error.clone()));
+        }
+        !handlers.is_empty()
+    }
+
     /// Registers a handler run when the socket is about to leave (its rooms are still readable).
     pub fn on_disconnecting<F, Fut>(&self, handler: F)
     where
@@ -290,7 +413,7 @@ impl Socket {
     /// when the socket has just lost its connection: it is sent again if the client comes back.
     pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
         self.send_event(
-            event_packet(&self.inner.nsp.name, event, data, None),
+            event_packet(&self.inner.nsp.name, event, data, None)?,
             EmitFlags::default(),
         )
     }
@@ -356,6 +479,7 @@ impl Socket {
             return Err(AckError::Disconnected);
         }
         let id = self.inner.nsp.next_ack_id();
+        let packet = event_packet(&self.inner.nsp.name, event, data, Some(id))?;
         let (tx, rx) = oneshot::channel();
         if !self.insert_ack(id, AckSlot::Single(tx)) {
             return Err(AckError::TooManyPending);
@@ -369,7 +493,6 @@ impl Socket {
             }
         }
         let _forget = Forget(self, id);
-        let packet = event_packet(&self.inner.nsp.name, event, data, Some(id));
         if self.send_event(packet, flags).is_err() {
             return Err(AckError::Disconnected);
         }
@@ -625,8 +748,17 @@ impl Socket {
             socket: self.clone(),
             id,
         });
-        let handler = read(&self.inner.handlers).get(&name).cloned();
         let any: Vec<AnyHandler> = read(&self.inner.any_handlers).clone();
+        let middlewares: Vec<PacketMiddleware> = read(&self.inner.packet_middlewares).clone();
+        if !middlewares.is_empty() {
+            return Some(Box::pin(self.clone().through_middlewares(
+                any,
+                middlewares,
+                Event { name, data },
+                ack,
+            )));
+        }
+        let handler = read(&self.inner.handlers).get(&name).cloned();
         if any.is_empty() {
             return handler.map(|handler| handler(self.clone(), data, ack));
         }
@@ -646,6 +778,39 @@ impl Socket {
                 f.await;
             }
         }))
+    }
+
+    /// An event's way with packet middlewares, in the official order: catch-all listeners, then
+    /// the middlewares one after the other, then the handler of the name they handed on (unless
+    /// the socket has left meanwhile).
+    async fn through_middlewares(
+        self,
+        any: Vec<AnyHandler>,
+        middlewares: Vec<PacketMiddleware>,
+        mut event: Event,
+        ack: Option<AckSender>,
+    ) {
+        for h in any {
+            h(self.clone(), event.name.clone(), event.data.clone()).await;
+        }
+        for middleware in middlewares {
+            event = match middleware(self.clone(), event).await {
+                Ok(event) => event,
+                Err(err) => {
+                    if !self.report_error(SocketError::Middleware(err.clone())) {
+                        tracing::warn!(sid = %self.inner.id, %err, "event refused by a packet middleware, and the socket has no error handler");
+                    }
+                    return;
+                }
+            };
+        }
+        if !self.connected() {
+            return;
+        }
+        let handler = read(&self.inner.handlers).get(&event.name).cloned();
+        if let Some(handler) = handler {
+            handler(self, event.data, ack).await;
+        }
     }
 
     /// Keeps the socket for connection state recovery when it is on and the reason allows it.
@@ -737,7 +902,7 @@ impl FlaggedSocket {
 
     /// Like [`emit`](Self::emit), with prepared arguments.
     pub fn emit_data(&self, event: &str, data: Data) -> Result<(), EmitError> {
-        let packet = event_packet(self.socket.ns(), event, data, None);
+        let packet = event_packet(self.socket.ns(), event, data, None)?;
         self.socket.send_event(packet, self.flags)
     }
 
@@ -831,12 +996,20 @@ pub(crate) enum Recovery {
     },
 }
 
-/// An EVENT (or BINARY_EVENT) packet for `event` with `data`.
-pub(crate) fn event_packet(nsp: &str, event: &str, data: Data, id: Option<u64>) -> Packet {
+/// An EVENT (or BINARY_EVENT) packet for `event` with `data`, unless `event` is reserved.
+pub(crate) fn event_packet(
+    nsp: &str,
+    event: &str,
+    data: Data,
+    id: Option<u64>,
+) -> Result<Packet, EmitError> {
+    if is_reserved_event(event) {
+        return Err(EmitError::ReservedEvent(event.to_owned()));
+    }
     let mut args = Vec::with_capacity(data.args.len() + 1);
     args.push(Value::String(event.to_owned()));
     args.extend(data.args);
-    Packet {
+    Ok(Packet {
         kind: if data.attachments.is_empty() {
             PacketType::Event
         } else {
@@ -846,7 +1019,7 @@ pub(crate) fn event_packet(nsp: &str, event: &str, data: Data, id: Option<u64>) 
         id,
         data: Some(Value::Array(args)),
         attachments: data.attachments,
-    }
+    })
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -34,7 +34,7 @@ async fn room_server() -> TestServer {
                 }
             });
             socket.on("shout", |socket, data, _| async move {
-                socket.broadcast().emit_data("shout", data);
+                socket.broadcast().emit_data("shout", data).ok();
             });
             socket.on("tell", |socket, data, _| async move {
                 let room: String = data.arg(0).unwrap();

@@ -106,7 +106,7 @@ async fn serve(port: u16) -> std::io::Result<()> {
             socket.on("broadcast", move |_socket, data, _ack| {
                 let room_target = room_target.clone();
                 async move {
-                    room_target.to("all").emit_data("broadcast", data);
+                    room_target.to("all").emit_data("broadcast", data).ok();
                 }
             });
         }

@@ -1149,4 +1149,25 @@ tests.push({
   },
 });
 
+tests.push({
+  name: "edge: an invalid packet reaches the socket's error listener, whose emit goes out before the close",
+  async run(t) {
+    const cases = [
+      [['42/guarded,["echo"'], "invalid payload"],
+      [['5x-/guarded,["echo"]'], "Illegal attachments"],
+      [['51-/guarded,["echo",{"_placeholder":true,"num":0}]', '42/guarded,["echo"]'], "got plaintext data when reconstructing a packet"],
+      [[Buffer.from([1, 2, 3])], "got binary data when not reconstructing a packet"],
+    ];
+    for (const [sent, message] of cases) {
+      const c = rawWs(t, "/socket.io/");
+      assert.equal((await nextText(c, 3000))[0], "0");
+      c.send("40/guarded,");
+      assert.ok((await nextText(c)).startsWith('40/guarded,{"sid":'));
+      for (const data of sent) c.send(typeof data === "string" ? `4${data}` : data);
+      assert.equal(await nextText(c), `42/guarded,["refused","${message}"]`, `after ${sent[sent.length - 1]}`);
+      await withTimeout(c.closed, 3000, "close");
+    }
+  },
+});
+
 module.exports = tests;

@@ -462,4 +462,36 @@ tests.push(
   })),
 );
 
+tests.push(
+  ...variants("sio: packet middlewares (socket.use) refuse, rename, and report to the error listener", ALL, (transport) => ({
+    async run(t) {
+      const socket = await t.sioConnected("/guarded", { transport });
+      const seen = new Queue(socket, "seen");
+      const refused = new Queue(socket, "refused");
+      const back = new Queue(socket, "echo-back");
+      const skipped = new Queue(socket, "alias-handler-ran");
+      let acked = false;
+      // refused by the first middleware: the catch-all listener saw it, the ack never comes
+      socket.emit("forbidden", 1, () => {
+        acked = true;
+      });
+      assert.deepStrictEqual(await seen.next(), ["forbidden"]);
+      assert.deepStrictEqual(await refused.next(), ["forbidden event"]);
+      // renamed by the second: the handler of the new name runs, with the ack when there is one
+      socket.emit("alias", "x");
+      assert.deepStrictEqual(await seen.next(), ["alias"]);
+      assert.deepStrictEqual(await back.next(), ["x"]);
+      assert.deepStrictEqual(await socket.timeout(3000).emitWithAck("alias", { y: 1 }, 2), { y: 1 });
+      assert.deepStrictEqual(await seen.next(), ["alias"]);
+      if (transport === "upgrade") await t.upgraded(socket);
+      socket.emit("echo", "z");
+      assert.deepStrictEqual(await back.next(), ["z"]);
+      assert.deepStrictEqual(await seen.next(), ["echo"]);
+      assert.equal(acked, false);
+      assert.equal(skipped.length, 0);
+      assert.equal(refused.length, 0);
+    },
+  })),
+);
+
 module.exports = tests;
