@@ -253,6 +253,10 @@ io.of("/guarded").on("connection", (socket) => {
   });
   socket.on("alias", () => socket.emit("alias-handler-ran"));
   socket.on("error", (err) => socket.emit("refused", err.message));
+  const outgoing = [];
+  socket.onAnyOutgoing((event, ...args) => outgoing.push([event, ...args]));
+  socket.on("shout", () => io.of("/guarded").emit("shouted"));
+  socket.on("outgoing-log", (ack) => ack(outgoing));
 });
 
 io.of(/^\/dynamic-[a-z0-9]+$/).on("connection", (socket) => {

@@ -443,8 +443,10 @@ fn other_namespaces(io: &SocketIo) {
             .emit("auth", &(socket.handshake().auth.clone(),))
             .ok();
     });
-    io.of("/guarded")
-        .on_connection(|socket: Socket| async move {
+    let shout_io = io.clone();
+    io.of("/guarded").on_connection(move |socket: Socket| {
+        let io = shout_io.clone();
+        async move {
             socket.on_any(|socket, event, _| async move {
                 socket.emit("seen", &(event,)).ok();
             });
@@ -473,7 +475,31 @@ fn other_namespaces(io: &SocketIo) {
             socket.on_error(|socket, err| async move {
                 socket.emit("refused", &(err.to_string(),)).ok();
             });
-        });
+            let outgoing = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = outgoing.clone();
+            socket.on_any_outgoing(move |_, event, data| {
+                let mut entry = vec![Value::String(event)];
+                entry.extend(data.args().iter().cloned());
+                log.lock().unwrap().push(Value::Array(entry));
+                async {}
+            });
+            socket.on("shout", move |_, _, _| {
+                let io = io.clone();
+                async move {
+                    io.of("/guarded").emit("shouted", &()).ok();
+                }
+            });
+            socket.on("outgoing-log", move |_, data, ack| {
+                let log = Value::Array(outgoing.lock().unwrap().clone());
+                async move {
+                    // `(ack)`: answered only when the ack is all the client sent.
+                    if let (Some(ack), true) = (ack, data.is_empty()) {
+                        ack.send(&(log,)).ok();
+                    }
+                }
+            });
+        }
+    });
     io.dynamic(|name| {
         name.strip_prefix("/dynamic-").is_some_and(|rest| {
             !rest.is_empty()

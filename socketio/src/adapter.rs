@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -288,7 +289,23 @@ impl Adapter for LocalAdapter {
         self.broadcast_encoded(packet, &encode_frames(packet), opts);
     }
 
-    fn broadcast_encoded(&self, _packet: &Packet, frames: &[Frame], opts: &BroadcastOptions) {
+    fn broadcast_encoded(&self, packet: &Packet, frames: &[Frame], opts: &BroadcastOptions) {
+        if self
+            .nsp
+            .upgrade()
+            .is_some_and(|nsp| nsp.outgoing_listeners.load(Ordering::Acquire) > 0)
+        {
+            // As the official adapter: each target's outgoing listeners, then its write.
+            for socket in self.targets(opts) {
+                socket.notify_outgoing(packet);
+                let connection = &socket.inner.client.engine;
+                if opts.volatile && !connection.is_writable() {
+                    continue;
+                }
+                let _ = connection.send_frames_with(frames.iter().cloned(), opts.compress);
+            }
+            return;
+        }
         for connection in self.target_connections(opts) {
             if opts.volatile && !connection.is_writable() {
                 continue;
@@ -318,6 +335,7 @@ impl Adapter for LocalAdapter {
                 continue;
             }
             if socket.register_broadcast_ack(id, tx.clone()) {
+                socket.notify_outgoing(&packet);
                 socket.send_frames_with(frames.iter().cloned(), opts.compress);
                 waiting.push(socket);
             }

@@ -101,6 +101,9 @@ pub struct NamespaceInner {
     pub(crate) sockets: RwLock<foldhash::HashMap<String, Socket>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
+    /// How many sockets of this namespace have outgoing listeners: while none has, a broadcast
+    /// never looks at its targets one socket at a time.
+    pub(crate) outgoing_listeners: AtomicUsize,
     /// Kept sessions and packets, when connection state recovery is on.
     pub(crate) recovery: Option<Mutex<RecoveryStore>>,
     /// For a child of a dynamic namespace with `cleanup_empty_child_namespaces` on: the server
@@ -127,6 +130,7 @@ impl NamespaceInner {
             sockets: RwLock::new(foldhash::HashMap::default()),
             adapter: (config.adapter)(weak.clone()),
             ack_ids: AtomicU64::new(0),
+            outgoing_listeners: AtomicUsize::new(0),
             recovery: config
                 .connection_state_recovery
                 .clone()

@@ -209,6 +209,7 @@ pub(crate) struct SocketInner {
     pub(crate) handshake: Handshake,
     handlers: RwLock<HashMap<String, EventHandler>>,
     any_handlers: RwLock<Vec<AnyHandler>>,
+    outgoing_handlers: RwLock<Vec<AnyHandler>>,
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
     error_handlers: RwLock<Vec<ErrorHandler>>,
     disconnecting_handlers: RwLock<Vec<DisconnectHandler>>,
@@ -269,6 +270,7 @@ impl Socket {
                 handshake,
                 handlers: RwLock::new(HashMap::new()),
                 any_handlers: RwLock::new(Vec::new()),
+                outgoing_handlers: RwLock::new(Vec::new()),
                 packet_middlewares: RwLock::new(Vec::new()),
                 error_handlers: RwLock::new(Vec::new()),
                 disconnecting_handlers: RwLock::new(Vec::new()),
@@ -331,6 +333,55 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         write(&self.inner.any_handlers).push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
+    }
+
+    /// Registers a handler that sees every event sent to this client (the official
+    /// `socket.onAnyOutgoing`): its own emits and the broadcasts that reach it, volatile ones
+    /// included, with the arguments as sent (and the offset appended by connection state
+    /// recovery). Acknowledgement answers are not events and are not seen.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: socketio::Socket) {
+    /// socket.on_any_outgoing(|socket, event, _data| async move {
+    ///     tracing::debug!(sid = socket.id(), event, "sent");
+    /// });
+    /// # }
+    /// ```
+    pub fn on_any_outgoing<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String, Data) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut handlers = write(&self.inner.outgoing_handlers);
+        if handlers.is_empty() {
+            self.inner
+                .nsp
+                .outgoing_listeners
+                .fetch_add(1, Ordering::AcqRel);
+        }
+        handlers.push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
+    }
+
+    /// Runs the outgoing listeners with the event `packet` carries.
+    pub(crate) fn notify_outgoing(&self, packet: &Packet) {
+        let handlers: Vec<AnyHandler> = read(&self.inner.outgoing_handlers).clone();
+        if handlers.is_empty() {
+            return;
+        }
+        let Some(Value::Array(args)) = &packet.data else {
+            return;
+        };
+        let Some((name, rest)) = args.split_first() else {
+            return;
+        };
+        let name = match name {
+            Value::String(name) => name.clone(),
+            other => other.to_string(),
+        };
+        let data = Data::new(rest.to_vec(), packet.attachments.clone());
+        for handler in handlers {
+            self.run_handler(handler(self.clone(), name.clone(), data.clone()));
+        }
     }
 
     /// Adds a packet middleware (the official `socket.use`): every incoming event goes through the
@@ -436,6 +487,7 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
+        self.notify_outgoing(&packet);
         let engine = &self.inner.client.engine;
         if flags.volatile && !engine.is_writable() {
             return Ok(());
@@ -725,6 +777,12 @@ impl Socket {
     }
 
     fn cleanup(&self) {
+        if !read(&self.inner.outgoing_handlers).is_empty() {
+            self.inner
+                .nsp
+                .outgoing_listeners
+                .fetch_sub(1, Ordering::AcqRel);
+        }
         self.inner.nsp.adapter.del_all(&self.inner.id);
         self.inner.nsp.remove_socket(&self.inner.id);
         self.inner.client.remove_socket(self);

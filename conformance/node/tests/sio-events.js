@@ -494,4 +494,31 @@ tests.push(
   })),
 );
 
+tests.push(
+  ...variants("sio: onAnyOutgoing sees the socket's own emits and broadcasts, not ack answers", ALL, (transport) => ({
+    async run(t) {
+      const socket = await t.sioConnected("/guarded", { transport });
+      const other = await t.sioConnected("/guarded", { transport });
+      const shouted = new Queue(socket, "shouted");
+      const otherShouted = new Queue(other, "shouted");
+      const back = new Queue(socket, "echo-back");
+      socket.emit("echo", "a", { b: [1] });
+      assert.deepStrictEqual(await back.next(), ["a", { b: [1] }]);
+      assert.deepStrictEqual(await socket.timeout(3000).emitWithAck("echo", 7), 7);
+      other.emit("shout");
+      await shouted.next();
+      await otherShouted.next();
+      if (transport === "upgrade") await t.upgraded(socket);
+      const log = await socket.timeout(3000).emitWithAck("outgoing-log");
+      assert.deepStrictEqual(log, [
+        ["seen", "echo"],
+        ["echo-back", "a", { b: [1] }],
+        ["seen", "echo"],
+        ["shouted"],
+        ["seen", "outgoing-log"],
+      ]);
+    },
+  })),
+);
+
 module.exports = tests;
