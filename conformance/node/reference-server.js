@@ -239,6 +239,14 @@ authNsp.on("connection", (socket) => {
   socket.emit("auth", socket.handshake.auth);
 });
 
+// Room events of /guarded's adapter, as [type, room, sid?].
+const guardedRoomEvents = [];
+const guardedAdapter = io.of("/guarded").adapter;
+guardedAdapter.on("create-room", (room) => guardedRoomEvents.push(["create-room", room]));
+guardedAdapter.on("join-room", (room, sid) => guardedRoomEvents.push(["join-room", room, sid]));
+guardedAdapter.on("leave-room", (room, sid) => guardedRoomEvents.push(["leave-room", room, sid]));
+guardedAdapter.on("delete-room", (room) => guardedRoomEvents.push(["delete-room", room]));
+
 io.of("/guarded").on("connection", (socket) => {
   socket.onAny((event) => socket.emit("seen", event));
   socket.use(([event], next) => (event === "forbidden" ? next(new Error("forbidden event")) : next()));
@@ -257,6 +265,23 @@ io.of("/guarded").on("connection", (socket) => {
   socket.onAnyOutgoing((event, ...args) => outgoing.push([event, ...args]));
   socket.on("shout", () => io.of("/guarded").emit("shouted"));
   socket.on("outgoing-log", (ack) => ack(outgoing));
+  socket.on("join", (room, ack) => {
+    socket.join(room);
+    if (typeof ack === "function") ack();
+  });
+  socket.on("leave", (room, ack) => {
+    socket.leave(room);
+    if (typeof ack === "function") ack();
+  });
+  socket.on("room-events", (prefix, ack) => {
+    if (typeof prefix !== "string" || typeof ack !== "function") return;
+    const mine = (v) => (v === socket.id ? "self" : v);
+    ack(
+      guardedRoomEvents
+        .filter(([, room]) => room === socket.id || String(room).startsWith(prefix))
+        .map(([type, room, ...sid]) => [type, mine(room), ...sid.map((id) => (id === socket.id ? "self" : "other"))]),
+    );
+  });
 });
 
 io.of(/^\/dynamic-[a-z0-9]+$/).on("connection", (socket) => {

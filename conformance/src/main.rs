@@ -9,7 +9,7 @@ use clap::Parser;
 use engineio::{CloseReason, ConnectionHandler, Cors, EngineIo, Handler, Message};
 use serde_json::{json, Value};
 use socketio::{
-    AckSender, ConnectError, Data, DisconnectReason, MiddlewareError, Socket, SocketIo,
+    AckSender, ConnectError, Data, DisconnectReason, MiddlewareError, RoomEvent, Socket, SocketIo,
 };
 
 // jemalloc hands freed memory back to the system, so RSS returns near its baseline after load.
@@ -206,17 +206,8 @@ async fn broadcast_with_ack(
     }
 }
 
-fn register_main_handlers(io: &SocketIo, socket: &Socket) {
-    socket.on("message", |socket, data, ack| async move {
-        echo_with_ack(&socket, "message-back", data, ack).await;
-    });
-    socket.on("message-with-ack", |_, data, ack| async move {
-        if let Some(ack) = ack {
-            ack.send_data(data).ok();
-        }
-    });
-    // The JavaScript handlers take their parameters by position: `(room, ack)` answers only when
-    // the ack comes second, `(ack)` only when it comes first.
+/// `join` (room, ack) and `leave` (room, ack), as the reference server's handlers.
+fn register_join_leave(socket: &Socket) {
     socket.on("join", |socket, data, ack| async move {
         // `socket.join` takes one room or an array of them.
         if let Some(room) = data.args().first() {
@@ -238,6 +229,20 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
             ack.send(&()).ok();
         }
     });
+}
+
+fn register_main_handlers(io: &SocketIo, socket: &Socket) {
+    socket.on("message", |socket, data, ack| async move {
+        echo_with_ack(&socket, "message-back", data, ack).await;
+    });
+    socket.on("message-with-ack", |_, data, ack| async move {
+        if let Some(ack) = ack {
+            ack.send_data(data).ok();
+        }
+    });
+    // The JavaScript handlers take their parameters by position: `(room, ack)` answers only when
+    // the ack comes second, `(ack)` only when it comes first.
+    register_join_leave(socket);
     socket.on("rooms", |socket, data, ack| async move {
         let mut rooms = socket.rooms();
         rooms.sort();
@@ -444,8 +449,13 @@ fn other_namespaces(io: &SocketIo) {
             .ok();
     });
     let shout_io = io.clone();
+    let guarded_room_events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = guarded_room_events.clone();
+    io.of("/guarded")
+        .on_room_event(move |event| record.lock().unwrap().push(event.clone()));
     io.of("/guarded").on_connection(move |socket: Socket| {
         let io = shout_io.clone();
+        let guarded_room_events = guarded_room_events.clone();
         async move {
             socket.on_any(|socket, event, _| async move {
                 socket.emit("seen", &(event,)).ok();
@@ -487,6 +497,43 @@ fn other_namespaces(io: &SocketIo) {
                 let io = io.clone();
                 async move {
                     io.of("/guarded").emit("shouted", &()).ok();
+                }
+            });
+            register_join_leave(&socket);
+            let room_events = guarded_room_events.clone();
+            socket.on("room-events", move |socket, data, ack| {
+                let room_events = room_events.clone();
+                async move {
+                    let (Some(ack), Ok(prefix)) = (ack, data.arg::<String>(0)) else {
+                        return;
+                    };
+                    let mine = |id: &str| if id == socket.id() { "self" } else { "other" };
+                    let events: Vec<Value> = room_events
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter_map(|event| {
+                            let (kind, room, sid) = match event {
+                                RoomEvent::Created(room) => ("create-room", room, None),
+                                RoomEvent::Joined { room, sid } => ("join-room", room, Some(sid)),
+                                RoomEvent::Left { room, sid } => ("leave-room", room, Some(sid)),
+                                RoomEvent::Deleted(room) => ("delete-room", room, None),
+                                _ => return None,
+                            };
+                            if room != socket.id() && !room.starts_with(&prefix) {
+                                return None;
+                            }
+                            let room = if room == socket.id() {
+                                "self"
+                            } else {
+                                room.as_str()
+                            };
+                            let mut entry = vec![json!(kind), json!(room)];
+                            entry.extend(sid.map(|sid| json!(mine(sid))));
+                            Some(Value::Array(entry))
+                        })
+                        .collect();
+                    ack.send(&(events,)).ok();
                 }
             });
             socket.on("outgoing-log", move |_, data, ack| {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use engineio::Frame;
 
 use crate::data::Data;
-use crate::namespace::NamespaceInner;
+use crate::namespace::{NamespaceInner, RoomListener};
 use crate::packet::Packet;
 use crate::socket::{DisconnectReason, Socket};
 
@@ -22,6 +22,32 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A room name. Every socket is in the room named by its own id.
 pub type Room = String;
+
+/// A change of a namespace's rooms on this server: the events of the official in-memory
+/// adapter, in its order (a room is created before its first member joins, and deleted after its
+/// last member left). Every socket also joins and leaves the room named by its own id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomEvent {
+    /// A room got its first member (`create-room`).
+    Created(Room),
+    /// A socket joined a room (`join-room`).
+    Joined {
+        /// The room.
+        room: Room,
+        /// The socket id.
+        sid: String,
+    },
+    /// A socket left a room (`leave-room`), on its own or because it disconnected.
+    Left {
+        /// The room.
+        room: Room,
+        /// The socket id.
+        sid: String,
+    },
+    /// A room lost its last member (`delete-room`).
+    Deleted(Room),
+}
 
 /// Which sockets an operation targets, and how its packet is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +213,42 @@ impl LocalAdapter {
     }
 }
 
+/// Calls each room listener with each event, in order (after the rooms' lock is released, so a
+/// listener may join or leave rooms itself).
+fn notify_room_listeners(listeners: Option<Vec<RoomListener>>, events: &[RoomEvent]) {
+    let Some(listeners) = listeners else {
+        return;
+    };
+    for event in events {
+        for listener in &listeners {
+            listener(event);
+        }
+    }
+}
+
 impl Rooms {
+    /// Takes `sid` out of `room`, deleting the room once empty; records the events in `events`
+    /// when given.
+    fn remove_member(&mut self, room: &str, sid: &str, mut events: Option<&mut Vec<RoomEvent>>) {
+        let Some(members) = self.members.get_mut(room) else {
+            return;
+        };
+        if members.remove(sid).is_some() {
+            if let Some(events) = events.as_deref_mut() {
+                events.push(RoomEvent::Left {
+                    room: room.to_owned(),
+                    sid: sid.to_owned(),
+                });
+            }
+        }
+        if members.is_empty() {
+            self.members.remove(room);
+            if let Some(events) = events {
+                events.push(RoomEvent::Deleted(room.to_owned()));
+            }
+        }
+    }
+
     /// The ids of the sockets in any of `rooms`.
     fn members_of(&self, rooms: &[Room]) -> foldhash::HashSet<&String> {
         rooms
@@ -227,54 +288,66 @@ pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
 
 impl Adapter for LocalAdapter {
     fn add_all(&self, sid: &str, rooms: &[Room]) {
-        // Only a connected socket can be in a room.
-        let Some(connection) = self
-            .nsp
-            .upgrade()
-            .and_then(|nsp| nsp.socket(sid))
-            .map(|socket| socket.inner.client.engine.clone())
-        else {
+        let Some(nsp) = self.nsp.upgrade() else {
             return;
         };
-        let mut all = self.write();
-        for room in rooms {
-            all.members
-                .entry(room.clone())
-                .or_default()
-                .insert(sid.to_owned(), connection.clone());
-            all.of_socket
-                .entry(sid.to_owned())
-                .or_default()
-                .insert(room.clone());
+        // Only a connected socket can be in a room.
+        let Some(connection) = nsp.socket(sid).map(|s| s.inner.client.engine.clone()) else {
+            return;
+        };
+        let listeners = nsp.room_listeners();
+        let mut events = Vec::new();
+        {
+            let mut all = self.write();
+            for room in rooms {
+                let members = all.members.entry(room.clone()).or_insert_with(|| {
+                    if listeners.is_some() {
+                        events.push(RoomEvent::Created(room.clone()));
+                    }
+                    Default::default()
+                });
+                let joined = members.insert(sid.to_owned(), connection.clone()).is_none();
+                if joined && listeners.is_some() {
+                    events.push(RoomEvent::Joined {
+                        room: room.clone(),
+                        sid: sid.to_owned(),
+                    });
+                }
+                all.of_socket
+                    .entry(sid.to_owned())
+                    .or_default()
+                    .insert(room.clone());
+            }
         }
+        notify_room_listeners(listeners, &events);
     }
 
     fn del(&self, sid: &str, room: &str) {
-        let mut all = self.write();
-        if let Some(members) = all.members.get_mut(room) {
-            members.remove(sid);
-            if members.is_empty() {
-                all.members.remove(room);
+        let listeners = self.nsp.upgrade().and_then(|nsp| nsp.room_listeners());
+        let mut events = Vec::new();
+        {
+            let mut all = self.write();
+            all.remove_member(room, sid, listeners.is_some().then_some(&mut events));
+            if let Some(rooms) = all.of_socket.get_mut(sid) {
+                rooms.remove(room);
             }
         }
-        if let Some(rooms) = all.of_socket.get_mut(sid) {
-            rooms.remove(room);
-        }
+        notify_room_listeners(listeners, &events);
     }
 
     fn del_all(&self, sid: &str) {
-        let mut all = self.write();
-        let Some(rooms) = all.of_socket.remove(sid) else {
-            return;
-        };
-        for room in rooms {
-            if let Some(members) = all.members.get_mut(&room) {
-                members.remove(sid);
-                if members.is_empty() {
-                    all.members.remove(&room);
-                }
+        let listeners = self.nsp.upgrade().and_then(|nsp| nsp.room_listeners());
+        let mut events = Vec::new();
+        {
+            let mut all = self.write();
+            let Some(rooms) = all.of_socket.remove(sid) else {
+                return;
+            };
+            for room in rooms {
+                all.remove_member(&room, sid, listeners.is_some().then_some(&mut events));
             }
         }
+        notify_room_listeners(listeners, &events);
     }
 
     fn socket_rooms(&self, sid: &str) -> Vec<Room> {

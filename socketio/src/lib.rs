@@ -45,7 +45,7 @@ mod recovery;
 mod server;
 mod socket;
 
-pub use adapter::{AckResponses, Adapter, BroadcastOptions, LocalAdapter, Room};
+pub use adapter::{AckResponses, Adapter, BroadcastOptions, LocalAdapter, Room, RoomEvent};
 pub use client_files::{ClientFiles, ClientFilesError, CLIENT_FILE_NAMES};
 pub use data::{Binary, Data};
 /// The frames [`Adapter::broadcast_encoded`] hands over (an Engine.IO message, text or binary).

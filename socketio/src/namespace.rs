@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::adapter::{AckResponses, Adapter, BoxFuture, BroadcastOptions, Room};
+use crate::adapter::{AckResponses, Adapter, BoxFuture, BroadcastOptions, Room, RoomEvent};
 use crate::data::Data;
 use crate::operators::BroadcastOperator;
 use crate::packet::Packet;
@@ -90,6 +90,9 @@ impl Handlers {
     }
 }
 
+/// A listener of room changes.
+pub(crate) type RoomListener = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
+
 /// The state of one namespace.
 pub struct NamespaceInner {
     pub(crate) name: String,
@@ -104,6 +107,8 @@ pub struct NamespaceInner {
     /// How many sockets of this namespace have outgoing listeners: while none has, a broadcast
     /// never looks at its targets one socket at a time.
     pub(crate) outgoing_listeners: AtomicUsize,
+    /// Listeners of room changes (`Namespace::on_room_event`).
+    room_listeners: RwLock<Vec<RoomListener>>,
     /// Kept sessions and packets, when connection state recovery is on.
     pub(crate) recovery: Option<Mutex<RecoveryStore>>,
     /// For a child of a dynamic namespace with `cleanup_empty_child_namespaces` on: the server
@@ -131,6 +136,7 @@ impl NamespaceInner {
             adapter: (config.adapter)(weak.clone()),
             ack_ids: AtomicU64::new(0),
             outgoing_listeners: AtomicUsize::new(0),
+            room_listeners: RwLock::new(Vec::new()),
             recovery: config
                 .connection_state_recovery
                 .clone()
@@ -196,6 +202,12 @@ impl NamespaceInner {
             }
             _ => self.adapter.broadcast(&packet, opts),
         }
+    }
+
+    /// The room listeners, when there are any (the adapter records room events only then).
+    pub(crate) fn room_listeners(&self) -> Option<Vec<RoomListener>> {
+        let listeners = read(&self.room_listeners);
+        (!listeners.is_empty()).then(|| listeners.clone())
     }
 
     /// A fresh ack id: one counter per namespace, so a broadcast can use one id for every socket.
@@ -277,6 +289,27 @@ impl Namespace {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.inner.handlers.on_connection(handler);
+    }
+
+    /// Adds a listener of this namespace's room changes on this server: the official in-memory
+    /// adapter's `create-room`, `join-room`, `leave-room` and `delete-room` events. It is called
+    /// right after each change, outside the adapter's lock, so it may join or leave rooms itself.
+    ///
+    /// ```no_run
+    /// # fn demo(io: socketio::SocketIo) {
+    /// use socketio::RoomEvent;
+    /// io.of("/").on_room_event(|event| {
+    ///     if let RoomEvent::Created(room) = event {
+    ///         tracing::info!(room, "room created");
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on_room_event<F>(&self, listener: F)
+    where
+        F: Fn(&RoomEvent) + Send + Sync + 'static,
+    {
+        write(&self.inner.room_listeners).push(Arc::new(listener));
     }
 
     /// The local sockets of the namespace.

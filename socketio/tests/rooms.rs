@@ -360,3 +360,91 @@ async fn disconnect_sockets_closing_the_connection() {
     sentinel(&server);
     expect_sentinel(&mut b).await;
 }
+
+#[tokio::test]
+async fn room_events_follow_the_official_adapter() {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let server = start(move |io| {
+        let seen = seen.clone();
+        io.of("/").on_room_event(move |event| {
+            seen.lock().unwrap().push(event.clone());
+        });
+    })
+    .await;
+    let (_client, sid) = server.connected().await;
+    let (_other, other) = server.connected().await;
+    let socket = server.socket(&sid);
+    let peer = server.socket(&other);
+    socket.join("lobby");
+    socket.join("lobby"); // already a member: nothing
+    peer.join("lobby");
+    socket.leave("lobby");
+    socket.leave("nowhere"); // not a member: nothing
+    peer.disconnect();
+
+    use socketio::RoomEvent::*;
+    let joined = |room: &str, sid: &str| Joined {
+        room: room.into(),
+        sid: sid.into(),
+    };
+    let left = |room: &str, sid: &str| Left {
+        room: room.into(),
+        sid: sid.into(),
+    };
+    let mut expected = vec![
+        Created(sid.clone()),
+        joined(&sid, &sid),
+        Created(other.clone()),
+        joined(&other, &other),
+        Created("lobby".into()),
+        joined("lobby", &sid),
+        joined("lobby", &other),
+        left("lobby", &sid),
+    ];
+    // A socket leaving the namespace leaves its rooms in any order; each empty room is deleted
+    // right after its last member left.
+    let all = wait_for(WAIT, || {
+        let events = events.lock().unwrap();
+        (events.len() == expected.len() + 4).then(|| events.clone())
+    })
+    .await
+    .expect("every room event");
+    assert_eq!(all[..expected.len()], expected[..]);
+    let mut tail = all[expected.len()..].to_vec();
+    let own_first = tail[0] == left(&other, &other);
+    if !own_first {
+        tail.rotate_left(2);
+    }
+    expected = vec![
+        left(&other, &other),
+        Deleted(other.clone()),
+        left("lobby", &other),
+        Deleted("lobby".into()),
+    ];
+    assert_eq!(tail, expected);
+}
+
+#[tokio::test]
+async fn a_room_listener_may_change_rooms_itself() {
+    let server = start(|io| {
+        let nsp = io.of("/");
+        let handle = nsp.clone();
+        nsp.on_room_event(move |event| {
+            if let socketio::RoomEvent::Joined { room, sid } = event {
+                if room == "a" {
+                    handle.socket(sid).unwrap().join("b");
+                }
+            }
+        });
+    })
+    .await;
+    let (_client, sid) = server.connected().await;
+    let socket = server.socket(&sid);
+    socket.join("a");
+    let mut rooms = socket.rooms();
+    rooms.sort();
+    let mut expected = vec!["a".to_owned(), "b".to_owned(), sid.clone()];
+    expected.sort();
+    assert_eq!(rooms, expected);
+}

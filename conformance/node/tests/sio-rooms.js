@@ -344,4 +344,45 @@ tests.push(
   })),
 );
 
+tests.push(
+  ...variants("sio: adapter room events (create-room, join-room, leave-room, delete-room)", ALL, (transport) => ({
+    async run(t) {
+      const prefix = `rt-${Math.random().toString(36).slice(2)}-`;
+      const a = await t.sioConnected("/guarded", { transport });
+      const b = await t.sioConnected("/guarded", { transport });
+      if (transport === "upgrade") await t.upgraded(a);
+      const [r1, r2] = [`${prefix}1`, `${prefix}2`];
+      await a.timeout(3000).emitWithAck("join", r1);
+      await a.timeout(3000).emitWithAck("join", r1); // already in it: no event
+      await b.timeout(3000).emitWithAck("join", r1);
+      await a.timeout(3000).emitWithAck("join", r2);
+      await a.timeout(3000).emitWithAck("leave", r1);
+      await a.timeout(3000).emitWithAck("leave", r2);
+      await a.timeout(3000).emitWithAck("leave", `${prefix}none`); // not in it: no event
+      b.disconnect();
+      const expected = [
+        ["create-room", "self"],
+        ["join-room", "self", "self"],
+        ["create-room", r1],
+        ["join-room", r1, "self"],
+        ["join-room", r1, "other"],
+        ["create-room", r2],
+        ["join-room", r2, "self"],
+        ["leave-room", r1, "self"],
+        ["leave-room", r2, "self"],
+        ["delete-room", r2],
+        ["leave-room", r1, "other"],
+        ["delete-room", r1],
+      ];
+      let events;
+      for (let i = 0; i < 100; i++) {
+        events = await a.timeout(3000).emitWithAck("room-events", prefix);
+        if (events.length >= expected.length) break;
+        await sleep(20);
+      }
+      assert.deepStrictEqual(events, expected);
+    },
+  })),
+);
+
 module.exports = tests;
