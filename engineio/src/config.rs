@@ -8,6 +8,7 @@ use crate::compression::HttpCompression;
 use crate::cookie::SessionCookie;
 use crate::cors::Cors;
 use crate::deflate::PerMessageDeflate;
+use crate::server::ErrorCode;
 use crate::session::Timings;
 
 /// A request refused by the [`Config::allow_request`] hook: a polling handshake gets `403` with
@@ -37,6 +38,35 @@ pub type AllowRequest =
 /// }));
 /// ```
 pub type HeadersHook = Arc<dyn Fn(&http::request::Parts, &mut http::HeaderMap, bool) + Send + Sync>;
+
+/// A request the server refused with one of the official error answers, as the official
+/// `connection_error` event reports it (see [`Config::connection_error`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConnectionError<'a> {
+    /// The refused request.
+    pub request: &'a http::request::Parts,
+    /// The peer address.
+    pub remote: SocketAddr,
+    /// The error code of the answer.
+    pub code: ErrorCode,
+    /// The message of the answer (the code's message, or the [`Refusal`]'s).
+    pub message: &'a str,
+}
+
+/// Sees every request refused with an official error answer (the official
+/// `io.engine.on("connection_error", …)`): an unknown transport or session id, a handshake with
+/// another method than GET, a bad request, a refusal of [`Config::allow_request`], an unsupported
+/// protocol revision.
+///
+/// ```
+/// use std::sync::Arc;
+/// let mut config = engineio::Config::default();
+/// config.connection_error = Some(Arc::new(|err| {
+///     tracing::info!(code = err.code.code(), message = err.message, uri = %err.request.uri, "refused");
+/// }));
+/// ```
+pub type ConnectionErrorHook = Arc<dyn Fn(&ConnectionError<'_>) + Send + Sync>;
 
 /// Engine.IO server settings. `Config::default()` matches the official server's defaults.
 ///
@@ -89,6 +119,8 @@ pub struct Config {
     pub cookie: Option<SessionCookie>,
     /// Adds headers to polling answers and WebSocket `101`s (see [`HeadersHook`]; default none).
     pub headers: Option<HeadersHook>,
+    /// Sees the requests refused with an error answer (see [`ConnectionErrorHook`]; default none).
+    pub connection_error: Option<ConnectionErrorHook>,
     /// WebSocket compression (`permessage-deflate`) for clients that offer it, as the official
     /// `perMessageDeflate` option; default `None`, off, as in the official server.
     pub per_message_deflate: Option<PerMessageDeflate>,
@@ -114,6 +146,7 @@ impl Default for Config {
             http_compression: Some(HttpCompression::default()),
             cookie: None,
             headers: None,
+            connection_error: None,
             per_message_deflate: None,
         }
     }
@@ -139,6 +172,7 @@ impl std::fmt::Debug for Config {
             .field("http_compression", &self.http_compression)
             .field("cookie", &self.cookie)
             .field("headers", &self.headers.is_some())
+            .field("connection_error", &self.connection_error.is_some())
             .field("per_message_deflate", &self.per_message_deflate)
             .finish()
     }

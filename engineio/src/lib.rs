@@ -68,7 +68,9 @@ mod websocket;
 pub mod wsframe;
 
 pub use compression::{ContentCoding, HttpCompression};
-pub use config::{AllowRequest, Config, HeadersHook, Refusal};
+pub use config::{
+    AllowRequest, Config, ConnectionError, ConnectionErrorHook, HeadersHook, Refusal,
+};
 pub use cookie::{SameSite, SessionCookie};
 pub use cors::{AllowedOrigins, Cors};
 pub use deflate::PerMessageDeflate;

@@ -91,10 +91,6 @@ pub(crate) fn plain_response(status: StatusCode, body: &'static str) -> Response
 
 /// The official JSON error answer (`{"code":N,"message":"…"}`); over a WebSocket upgrade request, a
 /// plain-text 400 like the official server writes before closing the socket.
-pub(crate) fn error_response(code: ErrorCode, upgrade: bool) -> Response<Body> {
-    error_with_message(code, code.message(), upgrade)
-}
-
 fn error_with_message(code: ErrorCode, message: &str, upgrade: bool) -> Response<Body> {
     if upgrade {
         let mut response = Response::new(Full::new(Bytes::copy_from_slice(message.as_bytes())));
@@ -374,6 +370,37 @@ impl EngineIo {
         response
     }
 
+    /// The official error answer, after the `connection_error` hook has seen it.
+    fn refuse(
+        &self,
+        request: &http::request::Parts,
+        remote: SocketAddr,
+        code: ErrorCode,
+        upgrade: bool,
+    ) -> Response<Body> {
+        self.refuse_with(request, remote, code, code.message(), upgrade)
+    }
+
+    /// Like [`refuse`](Self::refuse), with another message than the code's.
+    fn refuse_with(
+        &self,
+        request: &http::request::Parts,
+        remote: SocketAddr,
+        code: ErrorCode,
+        message: &str,
+        upgrade: bool,
+    ) -> Response<Body> {
+        if let Some(hook) = &self.shared.config.connection_error {
+            hook(&crate::config::ConnectionError {
+                request,
+                remote,
+                code,
+                message,
+            });
+        }
+        error_with_message(code, message, upgrade)
+    }
+
     async fn route(
         &self,
         parts: &mut http::request::Parts,
@@ -389,7 +416,7 @@ impl EngineIo {
             Some(TransportKind::WebSocket) if config.allow_websocket => TransportKind::WebSocket,
             _ => {
                 tracing::debug!(transport = ?query.transport, "refused: unknown transport");
-                return error_response(ErrorCode::UnknownTransport, upgrade);
+                return self.refuse(parts, remote, ErrorCode::UnknownTransport, upgrade);
             }
         };
 
@@ -397,12 +424,12 @@ impl EngineIo {
         if let Some(sid) = query.sid.as_deref().filter(|sid| !sid.is_empty()) {
             let Some(session) = self.shared.get(sid) else {
                 tracing::debug!(sid, "refused: unknown sid");
-                return error_response(ErrorCode::UnknownSid, upgrade);
+                return self.refuse(parts, remote, ErrorCode::UnknownSid, upgrade);
             };
             // Every session speaks protocol 4: a request of another revision is a bad request.
             if query.eio.as_deref() != Some("4") {
                 tracing::debug!(sid, eio = ?query.eio, "refused: protocol revision mismatch");
-                return error_response(ErrorCode::BadRequest, upgrade);
+                return self.refuse(parts, remote, ErrorCode::BadRequest, upgrade);
             }
             let current = session.lock().state.transport();
             if upgrade {
@@ -416,7 +443,7 @@ impl EngineIo {
                     sid,
                     "refused: request on a transport the session does not use"
                 );
-                return error_response(ErrorCode::BadRequest, upgrade);
+                return self.refuse(parts, remote, ErrorCode::BadRequest, upgrade);
             }
             return match parts.method {
                 Method::GET => {
@@ -430,20 +457,25 @@ impl EngineIo {
         }
 
         if parts.method != Method::GET {
-            return error_response(ErrorCode::BadHandshakeMethod, upgrade);
+            return self.refuse(parts, remote, ErrorCode::BadHandshakeMethod, upgrade);
         }
         if transport == TransportKind::WebSocket && !upgrade {
-            return error_response(ErrorCode::BadRequest, upgrade);
+            return self.refuse(parts, remote, ErrorCode::BadRequest, upgrade);
         }
         if let Some(allow) = &config.allow_request {
             if let Err(refusal) = allow(parts, remote) {
                 let message = refusal.message.as_deref().unwrap_or("Forbidden");
                 tracing::debug!(%remote, message, "handshake refused by allow_request");
-                return error_with_message(ErrorCode::Forbidden, message, upgrade);
+                return self.refuse_with(parts, remote, ErrorCode::Forbidden, message, upgrade);
             }
         }
         if query.eio.as_deref() != Some("4") {
-            return error_response(ErrorCode::UnsupportedProtocolVersion, upgrade);
+            return self.refuse(
+                parts,
+                remote,
+                ErrorCode::UnsupportedProtocolVersion,
+                upgrade,
+            );
         }
         if self.shared.shutting_down.load(Ordering::Relaxed)
             || self.session_count() >= config.max_sessions

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engineio::{Config, Refusal};
+use engineio::{Config, ErrorCode, Refusal};
 use serde_json::Value;
 use support::*;
 use tokio_tungstenite::tungstenite;
@@ -442,4 +442,80 @@ async fn badly_framed_requests_get_an_empty_400_and_the_connection_closed() {
     let answer = raw_exchange(&server, &format!("GET {target} HTTP/1.0\r\n\r\n")).await;
     assert!(answer.contains(" 200 OK\r\n"), "{answer}");
     assert!(answer.contains("\"sid\""), "{answer}");
+}
+
+#[tokio::test]
+async fn refused_requests_reach_the_connection_error_hook() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut config = Config::default();
+    config.connection_error = Some(Arc::new(move |err: &engineio::ConnectionError<'_>| {
+        record.lock().unwrap().push((
+            err.code,
+            err.message.to_owned(),
+            err.request.method.to_string(),
+            err.request.uri.query().unwrap_or_default().to_owned(),
+            err.remote.ip().is_loopback(),
+        ));
+    }));
+    config.allow_request = Some(Arc::new(|parts: &http::request::Parts, _| {
+        if parts.uri.query().is_some_and(|q| q.contains("deny")) {
+            Err(Refusal {
+                message: Some("not today".to_owned()),
+            })
+        } else {
+            Ok(())
+        }
+    }));
+    let server = start(config).await;
+    server.get("EIO=4&transport=carrier-pigeon").await;
+    server.get("EIO=4&transport=polling&sid=nope").await;
+    server.post(POLLING_HANDSHAKE, "x").await;
+    server.get("EIO=4&transport=polling&deny=1").await;
+    server.get("EIO=3&transport=polling").await;
+    // Answered without error: not seen.
+    let (sid, _) = server.handshake().await;
+    server.get(&polling(&sid)).await;
+
+    let query = |q: &str| q.to_owned();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (
+                ErrorCode::UnknownTransport,
+                "Transport unknown".to_owned(),
+                "GET".to_owned(),
+                query("EIO=4&transport=carrier-pigeon"),
+                true
+            ),
+            (
+                ErrorCode::UnknownSid,
+                "Session ID unknown".to_owned(),
+                "GET".to_owned(),
+                query("EIO=4&transport=polling&sid=nope"),
+                true
+            ),
+            (
+                ErrorCode::BadHandshakeMethod,
+                "Bad handshake method".to_owned(),
+                "POST".to_owned(),
+                query(POLLING_HANDSHAKE),
+                true
+            ),
+            (
+                ErrorCode::Forbidden,
+                "not today".to_owned(),
+                "GET".to_owned(),
+                query("EIO=4&transport=polling&deny=1"),
+                true
+            ),
+            (
+                ErrorCode::UnsupportedProtocolVersion,
+                "Unsupported protocol version".to_owned(),
+                "GET".to_owned(),
+                query("EIO=3&transport=polling"),
+                true
+            ),
+        ]
+    );
 }
