@@ -1,6 +1,7 @@
 //! The Socket.IO server: configuration, namespaces, and the HTTP entry points.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -10,13 +11,15 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde::Serialize;
 
-use crate::adapter::{AdapterFactory, LocalAdapter, Room};
+use crate::adapter::{AckResponses, AdapterFactory, LocalAdapter, Room};
 use crate::client::Client;
 use crate::client_files::ClientFiles;
-use crate::namespace::{Connecting, DynamicNamespace, Handlers, Namespace, NamespaceInner};
+use crate::namespace::{
+    ConnectError, Connecting, DynamicNamespace, Handlers, Namespace, NamespaceInner,
+};
 use crate::operators::BroadcastOperator;
 use crate::recovery::ConnectionStateRecovery;
-use crate::socket::{read, write, EmitError};
+use crate::socket::{read, write, AckError, EmitError, Socket};
 
 /// Socket.IO server settings; `Config::default()` matches the official server's defaults.
 ///
@@ -322,6 +325,62 @@ impl SocketIo {
     /// Sends an event to every socket of `/`.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, args: &T) -> Result<(), EmitError> {
         self.of("/").emit(event, args)
+    }
+
+    /// Sends an event to every socket of `/` and collects their acknowledgements.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<AckResponses, AckError> {
+        self.of("/").emit_with_ack(event, args).await
+    }
+
+    /// Adds a connect middleware to `/` (the official `io.use`).
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.of("/").use_middleware(middleware);
+    }
+
+    /// Adds a handler run for every socket that joins `/` (the official `io.on("connection")`).
+    pub fn on_connection<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.of("/").on_connection(handler);
+    }
+
+    /// The sockets of `/`, across the cluster.
+    pub async fn fetch_sockets(&self) -> Vec<Socket> {
+        self.of("/").fetch_sockets().await
+    }
+
+    /// Makes every socket of `/` join rooms.
+    pub async fn sockets_join(&self, rooms: Vec<Room>) {
+        self.of("/").sockets_join(rooms).await
+    }
+
+    /// Makes every socket of `/` leave rooms.
+    pub async fn sockets_leave(&self, rooms: Vec<Room>) {
+        self.of("/").sockets_leave(rooms).await
+    }
+
+    /// Disconnects every socket of `/` (closing their connections with `close`).
+    pub async fn disconnect_sockets(&self, close: bool) {
+        self.of("/").disconnect_sockets(close).await
+    }
+
+    /// Sends an event to the other servers of the cluster, on `/`.
+    pub async fn server_side_emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        args: &T,
+    ) -> Result<(), EmitError> {
+        self.of("/").server_side_emit(event, args).await
     }
 
     /// Whether a request path belongs to this server.

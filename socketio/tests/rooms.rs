@@ -448,3 +448,64 @@ async fn a_room_listener_may_change_rooms_itself() {
     expected.sort();
     assert_eq!(rooms, expected);
 }
+
+#[tokio::test]
+async fn server_level_calls_act_on_the_main_namespace() {
+    let server = start(|io| {
+        io.use_middleware(|socket| async move {
+            match socket.handshake().auth.get("deny") {
+                Some(_) => Err(socketio::ConnectError::new("denied")),
+                None => Ok(()),
+            }
+        });
+        io.on_connection(|socket| async move {
+            socket.join("members");
+        });
+    })
+    .await;
+    let (mut a, a_id) = server.connected().await;
+    let (mut b, b_id) = server.connected().await;
+    let mut refused = server.client().await;
+    refused.send(r#"0{"deny":true}"#).await;
+    assert_eq!(refused.recv_packet().await, r#"4{"message":"denied"}"#);
+
+    let mut ids: Vec<String> = server
+        .io
+        .fetch_sockets()
+        .await
+        .iter()
+        .map(|s| s.id().to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = vec![a_id.clone(), b_id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(server.socket(&a_id).rooms().contains(&"members".to_owned()));
+
+    server.io.sockets_join(vec!["extra".into()]).await;
+    assert!(server.socket(&b_id).rooms().contains(&"extra".to_owned()));
+    server.io.sockets_leave(vec!["extra".into()]).await;
+    assert!(!server.socket(&b_id).rooms().contains(&"extra".to_owned()));
+
+    let io = server.io.clone();
+    let asked = tokio::spawn(async move {
+        io.timeout(WAIT)
+            .emit_with_ack("count", &())
+            .await
+            .unwrap()
+            .replies
+            .len()
+    });
+    for client in [&mut a, &mut b] {
+        let packet = client.recv_packet().await;
+        let (head, _) = split_json(&packet);
+        client
+            .send(&format!("3{}[1]", head.strip_prefix('2').unwrap()))
+            .await;
+    }
+    assert_eq!(asked.await.unwrap(), 2);
+
+    server.io.disconnect_sockets(false).await;
+    assert_eq!(a.recv_packet().await, "1");
+    assert_eq!(b.recv_packet().await, "1");
+}
