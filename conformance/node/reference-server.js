@@ -260,11 +260,17 @@ io.of("/guarded").on("connection", (socket) => {
     else socket.emit("echo-back", ...args);
   });
   socket.on("alias", () => socket.emit("alias-handler-ran"));
-  socket.on("error", (err) => socket.emit("refused", err.message));
+  // Only the server's own errors: a client's "error" event reaches this listener too on the
+  // official server, the Rust server's on_error never sees those.
+  socket.on("error", (err) => {
+    if (err instanceof Error) socket.emit("refused", err.message);
+  });
   const outgoing = [];
   socket.onAnyOutgoing((event, ...args) => outgoing.push([event, ...args]));
   socket.on("shout", () => io.of("/guarded").emit("shouted"));
-  socket.on("outgoing-log", (ack) => ack(outgoing));
+  socket.on("outgoing-log", (ack) => {
+    if (typeof ack === "function") ack(outgoing);
+  });
   socket.on("join", (room, ack) => {
     socket.join(room);
     if (typeof ack === "function") ack();

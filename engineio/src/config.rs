@@ -50,8 +50,11 @@ pub struct ConnectionError<'a> {
     pub remote: SocketAddr,
     /// The error code of the answer.
     pub code: ErrorCode,
-    /// The message of the answer (the code's message, or the [`Refusal`]'s).
-    pub message: &'a str,
+    /// The code's message (`"Forbidden"`, `"Session ID unknown"`, …), as the official event's.
+    pub message: &'static str,
+    /// For a refusal of [`Config::allow_request`], the [`Refusal`]'s own message, which is also
+    /// the answer's (the official event's `context.message`).
+    pub refusal: Option<&'a str>,
 }
 
 /// Sees every request refused with an official error answer (the official

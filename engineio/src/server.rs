@@ -395,7 +395,8 @@ impl EngineIo {
                 request,
                 remote,
                 code,
-                message,
+                message: code.message(),
+                refusal: (code == ErrorCode::Forbidden).then_some(message),
             });
         }
         error_with_message(code, message, upgrade)

@@ -452,7 +452,10 @@ async fn refused_requests_reach_the_connection_error_hook() {
     config.connection_error = Some(Arc::new(move |err: &engineio::ConnectionError<'_>| {
         record.lock().unwrap().push((
             err.code,
-            err.message.to_owned(),
+            match err.refusal {
+                Some(refusal) => format!("{} ({refusal})", err.message),
+                None => err.message.to_owned(),
+            },
             err.request.method.to_string(),
             err.request.uri.query().unwrap_or_default().to_owned(),
             err.remote.ip().is_loopback(),
@@ -504,7 +507,7 @@ async fn refused_requests_reach_the_connection_error_hook() {
             ),
             (
                 ErrorCode::Forbidden,
-                "not today".to_owned(),
+                "Forbidden (not today)".to_owned(),
                 "GET".to_owned(),
                 query("EIO=4&transport=polling&deny=1"),
                 true

@@ -13,7 +13,7 @@ use std::time::Duration;
 use engineio::Frame;
 
 use crate::data::Data;
-use crate::namespace::{NamespaceInner, RoomListener};
+use crate::namespace::NamespaceInner;
 use crate::packet::Packet;
 use crate::socket::{DisconnectReason, Socket};
 
@@ -213,19 +213,6 @@ impl LocalAdapter {
     }
 }
 
-/// Calls each room listener with each event, in order (after the rooms' lock is released, so a
-/// listener may join or leave rooms itself).
-fn notify_room_listeners(listeners: Option<Vec<RoomListener>>, events: &[RoomEvent]) {
-    let Some(listeners) = listeners else {
-        return;
-    };
-    for event in events {
-        for listener in &listeners {
-            listener(event);
-        }
-    }
-}
-
 impl Rooms {
     /// Takes `sid` out of `room`, deleting the room once empty; records the events in `events`
     /// when given.
@@ -295,19 +282,19 @@ impl Adapter for LocalAdapter {
         let Some(connection) = nsp.socket(sid).map(|s| s.inner.client.engine.clone()) else {
             return;
         };
-        let listeners = nsp.room_listeners();
-        let mut events = Vec::new();
+        let record = nsp.records_room_events();
         {
             let mut all = self.write();
+            let mut events = Vec::new();
             for room in rooms {
                 let members = all.members.entry(room.clone()).or_insert_with(|| {
-                    if listeners.is_some() {
+                    if record {
                         events.push(RoomEvent::Created(room.clone()));
                     }
                     Default::default()
                 });
                 let joined = members.insert(sid.to_owned(), connection.clone()).is_none();
-                if joined && listeners.is_some() {
+                if joined && record {
                     events.push(RoomEvent::Joined {
                         room: room.clone(),
                         sid: sid.to_owned(),
@@ -318,36 +305,53 @@ impl Adapter for LocalAdapter {
                     .or_default()
                     .insert(room.clone());
             }
+            if !events.is_empty() {
+                nsp.queue_room_events(events);
+            }
         }
-        notify_room_listeners(listeners, &events);
+        if record {
+            nsp.deliver_room_events();
+        }
     }
 
     fn del(&self, sid: &str, room: &str) {
-        let listeners = self.nsp.upgrade().and_then(|nsp| nsp.room_listeners());
-        let mut events = Vec::new();
+        let nsp = self.nsp.upgrade();
+        let record = nsp.as_ref().is_some_and(|nsp| nsp.records_room_events());
         {
             let mut all = self.write();
-            all.remove_member(room, sid, listeners.is_some().then_some(&mut events));
+            let mut events = Vec::new();
+            all.remove_member(room, sid, record.then_some(&mut events));
             if let Some(rooms) = all.of_socket.get_mut(sid) {
                 rooms.remove(room);
             }
+            if let (Some(nsp), false) = (&nsp, events.is_empty()) {
+                nsp.queue_room_events(events);
+            }
         }
-        notify_room_listeners(listeners, &events);
+        if let (Some(nsp), true) = (&nsp, record) {
+            nsp.deliver_room_events();
+        }
     }
 
     fn del_all(&self, sid: &str) {
-        let listeners = self.nsp.upgrade().and_then(|nsp| nsp.room_listeners());
-        let mut events = Vec::new();
+        let nsp = self.nsp.upgrade();
+        let record = nsp.as_ref().is_some_and(|nsp| nsp.records_room_events());
         {
             let mut all = self.write();
             let Some(rooms) = all.of_socket.remove(sid) else {
                 return;
             };
+            let mut events = Vec::new();
             for room in rooms {
-                all.remove_member(&room, sid, listeners.is_some().then_some(&mut events));
+                all.remove_member(&room, sid, record.then_some(&mut events));
+            }
+            if let (Some(nsp), false) = (&nsp, events.is_empty()) {
+                nsp.queue_room_events(events);
             }
         }
-        notify_room_listeners(listeners, &events);
+        if let (Some(nsp), true) = (&nsp, record) {
+            nsp.deliver_room_events();
+        }
     }
 
     fn socket_rooms(&self, sid: &str) -> Vec<Room> {
@@ -404,11 +408,13 @@ impl Adapter for LocalAdapter {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut waiting: Vec<Socket> = Vec::with_capacity(targets.len());
         for socket in targets {
+            // As the official adapter: the outgoing listeners see the packet even when a volatile
+            // one is dropped.
+            socket.notify_outgoing(&packet);
             if opts.volatile && !socket.inner.client.engine.is_writable() {
                 continue;
             }
             if socket.register_broadcast_ack(id, tx.clone()) {
-                socket.notify_outgoing(&packet);
                 socket.send_frames_with(frames.iter().cloned(), opts.compress);
                 waiting.push(socket);
             }

@@ -256,9 +256,13 @@ impl Client {
         // drains: a close racing this connect either comes first (nothing is registered) or finds
         // the socket and cleans it up.
         socket.mark_connected();
+        // Room listeners may disconnect sockets, which needs `self.sockets`: the events of the
+        // joins below wait until it is released.
+        let hold = nsp.hold_room_events();
         let previous = {
             let mut sockets = lock(&self.sockets);
             if self.engine.is_closed() {
+                socket.abandon();
                 return;
             }
             crate::socket::write(&nsp.sockets).insert(socket.id().to_owned(), socket.clone());
@@ -273,6 +277,7 @@ impl Client {
             lock(&self.left_by_server).retain(|name| *name != nsp.name);
             previous
         };
+        drop(hold);
         self.ever_connected.store(true, Ordering::Release);
         if let Some(timer) = lock(&self.connect_timer).take() {
             timer.abort();

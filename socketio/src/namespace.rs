@@ -1,6 +1,8 @@
 //! Namespaces: static ones by name, dynamic ones created on first connect.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -93,6 +95,25 @@ impl Handlers {
 /// A listener of room changes.
 pub(crate) type RoomListener = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
 
+/// Room events queued in the order of the changes, and whether a thread is delivering them.
+#[derive(Default)]
+struct RoomEventQueue {
+    events: VecDeque<RoomEvent>,
+    delivering: bool,
+}
+
+/// Holds room events back while alive (see [`NamespaceInner::hold_room_events`]); delivers them
+/// when dropped.
+pub(crate) struct RoomEventHold(Option<Arc<NamespaceInner>>);
+
+impl Drop for RoomEventHold {
+    fn drop(&mut self) {
+        if let Some(nsp) = self.0.take() {
+            nsp.drain_room_events();
+        }
+    }
+}
+
 /// The state of one namespace.
 pub struct NamespaceInner {
     pub(crate) name: String,
@@ -109,6 +130,8 @@ pub struct NamespaceInner {
     pub(crate) outgoing_listeners: AtomicUsize,
     /// Listeners of room changes (`Namespace::on_room_event`).
     room_listeners: RwLock<Vec<RoomListener>>,
+    /// Room events on their way to the listeners.
+    room_events: Mutex<RoomEventQueue>,
     /// Kept sessions and packets, when connection state recovery is on.
     pub(crate) recovery: Option<Mutex<RecoveryStore>>,
     /// For a child of a dynamic namespace with `cleanup_empty_child_namespaces` on: the server
@@ -137,6 +160,7 @@ impl NamespaceInner {
             ack_ids: AtomicU64::new(0),
             outgoing_listeners: AtomicUsize::new(0),
             room_listeners: RwLock::new(Vec::new()),
+            room_events: Mutex::new(RoomEventQueue::default()),
             recovery: config
                 .connection_state_recovery
                 .clone()
@@ -204,10 +228,65 @@ impl NamespaceInner {
         }
     }
 
-    /// The room listeners, when there are any (the adapter records room events only then).
-    pub(crate) fn room_listeners(&self) -> Option<Vec<RoomListener>> {
-        let listeners = read(&self.room_listeners);
-        (!listeners.is_empty()).then(|| listeners.clone())
+    /// Whether room events are wanted (the adapter records them only then).
+    pub(crate) fn records_room_events(&self) -> bool {
+        !read(&self.room_listeners).is_empty()
+    }
+
+    /// Queues room events; the adapter calls it under its own lock, so that the queue has them in
+    /// the order of the changes.
+    pub(crate) fn queue_room_events(&self, events: Vec<RoomEvent>) {
+        lock(&self.room_events).events.extend(events);
+    }
+
+    /// Delivers the queued room events, unless a thread is already at it (it delivers these
+    /// too) or this one holds them back ([`hold_room_events`](Self::hold_room_events)).
+    pub(crate) fn deliver_room_events(&self) {
+        {
+            let mut queue = lock(&self.room_events);
+            if queue.delivering || queue.events.is_empty() {
+                return;
+            }
+            queue.delivering = true;
+        }
+        self.drain_room_events();
+    }
+
+    /// Keeps room events queued until the returned guard drops, for a caller that holds a lock a
+    /// listener might need.
+    pub(crate) fn hold_room_events(self: &Arc<Self>) -> RoomEventHold {
+        let mut queue = lock(&self.room_events);
+        if queue.delivering {
+            // Another thread delivers; it will deliver ours too, never on this thread.
+            return RoomEventHold(None);
+        }
+        queue.delivering = true;
+        RoomEventHold(Some(self.clone()))
+    }
+
+    /// Calls the listeners with each queued event, one at a time, until the queue is empty; the
+    /// caller has set `delivering`, which is cleared under the same lock that finds it empty, so
+    /// an event queued meanwhile is never left behind.
+    fn drain_room_events(&self) {
+        loop {
+            let event = {
+                let mut queue = lock(&self.room_events);
+                match queue.events.pop_front() {
+                    Some(event) => event,
+                    None => {
+                        queue.delivering = false;
+                        return;
+                    }
+                }
+            };
+            let listeners: Vec<RoomListener> = read(&self.room_listeners).clone();
+            for listener in listeners {
+                // A panicking listener must not stop the deliveries of this namespace.
+                if std::panic::catch_unwind(AssertUnwindSafe(|| listener(&event))).is_err() {
+                    tracing::error!(nsp = %self.name, ?event, "a room listener panicked");
+                }
+            }
+        }
     }
 
     /// A fresh ack id: one counter per namespace, so a broadcast can use one id for every socket.
@@ -292,8 +371,11 @@ impl Namespace {
     }
 
     /// Adds a listener of this namespace's room changes on this server: the official in-memory
-    /// adapter's `create-room`, `join-room`, `leave-room` and `delete-room` events. It is called
-    /// right after each change, outside the adapter's lock, so it may join or leave rooms itself.
+    /// adapter's `create-room`, `join-room`, `leave-room` and `delete-room` events, from
+    /// [`LocalAdapter`](crate::LocalAdapter) (another adapter sends none). Events come in the
+    /// order of the changes, one at a time, and never under a lock of the server's, so a
+    /// listener may join, leave or disconnect sockets itself; a socket that leaves the namespace
+    /// leaves its rooms in no particular order.
     ///
     /// ```no_run
     /// # fn demo(io: socketio::SocketIo) {
@@ -400,12 +482,18 @@ impl Namespace {
         self.all().disconnect_sockets(close).await
     }
 
-    /// Sends an event to the other servers of the cluster.
+    /// Sends an event to the other servers of the cluster. `connect`, `connection` and
+    /// `new_namespace` are refused with [`EmitError::ReservedEvent`], as the official server
+    /// throws for them.
     pub async fn server_side_emit<T: Serialize + ?Sized>(
         &self,
         event: &str,
         args: &T,
     ) -> Result<(), EmitError> {
+        // The official namespace's own event names.
+        if matches!(event, "connect" | "connection" | "new_namespace") {
+            return Err(EmitError::ReservedEvent(event.to_owned()));
+        }
         let data = Data::from_serialize(args)?;
         self.inner
             .adapter

@@ -105,12 +105,16 @@ pub enum DecodeError {
     /// The packet was empty.
     #[error("empty packet")]
     Empty,
-    /// The first character is not a packet type.
-    #[error("unknown packet type")]
-    UnknownType,
-    /// The attachment count is missing, malformed or over the limit.
+    /// The first character is not a packet type (the message shows it as the official parser's
+    /// `Number()` does: a digit, else `NaN`).
+    #[error("unknown packet type {}", if .0.is_ascii_digit() { .0.to_string() } else { "NaN".to_owned() })]
+    UnknownType(char),
+    /// The attachment count is missing, malformed or zero.
     #[error("Illegal attachments")]
     IllegalAttachments,
+    /// The attachment count is over the limit (`max_attachments`).
+    #[error("too many attachments")]
+    TooManyAttachments,
     /// The ack id does not fit in 64 bits.
     #[error("invalid ack id")]
     InvalidId,
@@ -180,7 +184,7 @@ impl Packet {
     pub fn decode(text: &str, max_attachments: usize) -> Result<Header, DecodeError> {
         let bytes = text.as_bytes();
         let kind = PacketType::from_digit(*bytes.first().ok_or(DecodeError::Empty)?)
-            .ok_or(DecodeError::UnknownType)?;
+            .ok_or_else(|| DecodeError::UnknownType(text.chars().next().unwrap_or_default()))?;
         let mut i = 1;
 
         let mut expected_attachments = 0;
@@ -193,11 +197,12 @@ impl Packet {
                 return Err(DecodeError::IllegalAttachments);
             }
             // At least one: the official parser refuses a binary packet that announces none.
-            expected_attachments = text[start..i]
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max_attachments).contains(n))
-                .ok_or(DecodeError::IllegalAttachments)?;
+            expected_attachments = match text[start..i].parse::<usize>() {
+                Ok(0) => return Err(DecodeError::IllegalAttachments),
+                Ok(n) if n <= max_attachments => n,
+                // Too many digits for a usize is too many attachments as well.
+                _ => return Err(DecodeError::TooManyAttachments),
+            };
             i += 1;
         }
 
@@ -704,7 +709,7 @@ mod tests {
     #[test]
     fn rejects_invalid_packets() {
         assert_eq!(decode(""), Err(DecodeError::Empty));
-        assert_eq!(decode("7"), Err(DecodeError::UnknownType));
+        assert_eq!(decode("7"), Err(DecodeError::UnknownType('7')));
         // No payload is well-formed (checked against the official parser): `2`, `212`, `31`.
         assert_eq!(decode("2").unwrap().data, None);
         assert_eq!(decode("212").unwrap().id, Some(12));
@@ -726,7 +731,7 @@ mod tests {
         );
         assert_eq!(decode("5[\"a\"]"), Err(DecodeError::IllegalAttachments));
         assert_eq!(decode("5x-[\"a\"]"), Err(DecodeError::IllegalAttachments));
-        assert_eq!(decode("511-[\"a\"]"), Err(DecodeError::IllegalAttachments));
+        assert_eq!(decode("511-[\"a\"]"), Err(DecodeError::TooManyAttachments));
         assert_eq!(decode("2é"), Err(DecodeError::InvalidPayload));
     }
 
@@ -751,7 +756,15 @@ mod tests {
         for text in ["5", "51", "5a-", "51.23-"] {
             assert_eq!(decode(text), Err(DecodeError::IllegalAttachments), "{text}");
         }
-        assert_eq!(decode("999"), Err(DecodeError::UnknownType));
+        assert_eq!(decode("999"), Err(DecodeError::UnknownType('9')));
+        assert_eq!(
+            DecodeError::UnknownType('x').to_string(),
+            "unknown packet type NaN"
+        );
+        assert_eq!(
+            DecodeError::UnknownType('9').to_string(),
+            "unknown packet type 9"
+        );
     }
 
     #[test]

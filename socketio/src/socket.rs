@@ -100,8 +100,9 @@ pub enum EmitError {
     #[error("the socket is disconnected")]
     Disconnected,
     /// The event name is one of the lifecycle events a client reserves for itself (`connect`,
-    /// `connect_error`, `disconnect`, `disconnecting`, `newListener`, `removeListener`); the
-    /// official server throws for these as well.
+    /// `connect_error`, `disconnect`, `disconnecting`, `newListener`, `removeListener`), or for
+    /// a server-side emit one of a namespace's own (`connect`, `connection`, `new_namespace`);
+    /// the official server throws for these as well.
     #[error("\"{0}\" is a reserved event name")]
     ReservedEvent(String),
     /// The arguments could not be serialized to JSON.
@@ -191,6 +192,14 @@ impl From<EmitError> for AckError {
 type EventHandler =
     Arc<dyn Fn(Socket, Data, Option<AckSender>) -> BoxFuture<'static, ()> + Send + Sync>;
 type AnyHandler = Arc<dyn Fn(Socket, String, Data) -> BoxFuture<'static, ()> + Send + Sync>;
+/// A socket's outgoing listeners, and whether the socket counts in its namespace's
+/// `outgoing_listeners` (from when it is connected with a listener until it leaves).
+#[derive(Default)]
+struct OutgoingListeners {
+    handlers: Vec<AnyHandler>,
+    counted: bool,
+}
+
 type PacketMiddleware =
     Arc<dyn Fn(Socket, Event) -> BoxFuture<'static, Result<Event, MiddlewareError>> + Send + Sync>;
 type ErrorHandler = Arc<dyn Fn(Socket, SocketError) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -209,7 +218,7 @@ pub(crate) struct SocketInner {
     pub(crate) handshake: Handshake,
     handlers: RwLock<HashMap<String, EventHandler>>,
     any_handlers: RwLock<Vec<AnyHandler>>,
-    outgoing_handlers: RwLock<Vec<AnyHandler>>,
+    outgoing: RwLock<OutgoingListeners>,
     packet_middlewares: RwLock<Vec<PacketMiddleware>>,
     error_handlers: RwLock<Vec<ErrorHandler>>,
     disconnecting_handlers: RwLock<Vec<DisconnectHandler>>,
@@ -270,7 +279,7 @@ impl Socket {
                 handshake,
                 handlers: RwLock::new(HashMap::new()),
                 any_handlers: RwLock::new(Vec::new()),
-                outgoing_handlers: RwLock::new(Vec::new()),
+                outgoing: RwLock::new(OutgoingListeners::default()),
                 packet_middlewares: RwLock::new(Vec::new()),
                 error_handlers: RwLock::new(Vec::new()),
                 disconnecting_handlers: RwLock::new(Vec::new()),
@@ -338,7 +347,10 @@ impl Socket {
     /// Registers a handler that sees every event sent to this client (the official
     /// `socket.onAnyOutgoing`): its own emits and the broadcasts that reach it, volatile ones
     /// included, with the arguments as sent (and the offset appended by connection state
-    /// recovery). Acknowledgement answers are not events and are not seen.
+    /// recovery). Acknowledgement answers are not events and are not seen. Broadcasts are seen
+    /// through [`LocalAdapter`](crate::LocalAdapter); another adapter delivers them without it.
+    /// With connection state recovery on, the handler runs on a task of its own (the packet goes
+    /// out under the recovery store's lock, which an emit from the handler needs).
     ///
     /// ```no_run
     /// # fn demo(socket: socketio::Socket) {
@@ -352,19 +364,40 @@ impl Socket {
         F: Fn(Socket, String, Data) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let mut handlers = write(&self.inner.outgoing_handlers);
-        if handlers.is_empty() {
+        let mut outgoing = write(&self.inner.outgoing);
+        outgoing
+            .handlers
+            .push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
+        self.count_outgoing(&mut outgoing);
+    }
+
+    /// Counts this socket in its namespace's `outgoing_listeners` once it is connected with a
+    /// listener. Called under the `outgoing` lock, as [`uncount_outgoing`](Self::uncount_outgoing),
+    /// so a socket is counted at most once and never after it has left.
+    fn count_outgoing(&self, outgoing: &mut OutgoingListeners) {
+        if !outgoing.counted && !outgoing.handlers.is_empty() && self.connected() {
+            outgoing.counted = true;
             self.inner
                 .nsp
                 .outgoing_listeners
                 .fetch_add(1, Ordering::AcqRel);
         }
-        handlers.push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
+    }
+
+    fn uncount_outgoing(&self) {
+        let mut outgoing = write(&self.inner.outgoing);
+        if outgoing.counted {
+            outgoing.counted = false;
+            self.inner
+                .nsp
+                .outgoing_listeners
+                .fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Runs the outgoing listeners with the event `packet` carries.
     pub(crate) fn notify_outgoing(&self, packet: &Packet) {
-        let handlers: Vec<AnyHandler> = read(&self.inner.outgoing_handlers).clone();
+        let handlers: Vec<AnyHandler> = read(&self.inner.outgoing).handlers.clone();
         if handlers.is_empty() {
             return;
         }
@@ -380,7 +413,14 @@ impl Socket {
         };
         let data = Data::new(rest.to_vec(), packet.attachments.clone());
         for handler in handlers {
-            self.run_handler(handler(self.clone(), name.clone(), data.clone()));
+            let call = handler(self.clone(), name.clone(), data.clone());
+            if self.inner.nsp.recovery.is_some() {
+                // Called with the recovery store locked (`NamespaceInner::broadcast`), which an
+                // emit from the handler needs: it must not start on this thread now.
+                self.inner.client.runtime.spawn(call);
+            } else {
+                self.run_handler(call);
+            }
         }
     }
 
@@ -416,7 +456,9 @@ impl Socket {
 
     /// Registers a handler of the socket's errors (the official `socket.on("error")`): an event
     /// a packet middleware refused, or an invalid packet just before the connection closes.
-    /// Without one, a refused event is logged.
+    /// Without one, a refused event is logged. An event the client itself names `error` goes to
+    /// [`on`](Self::on)`("error", …)` handlers, not here (the official server hands it to its
+    /// `error` listeners as well).
     pub fn on_error<F, Fut>(&self, handler: F)
     where
         F: Fn(Socket, SocketError) -> Fut + Send + Sync + 'static,
@@ -707,6 +749,15 @@ impl Socket {
     /// Marks the socket connected: from now on it leaves through [`on_close`](Self::on_close).
     pub(crate) fn mark_connected(&self) {
         self.inner.connected.store(true, Ordering::Release);
+        // Listeners added before (by a connect middleware) count from now on.
+        self.count_outgoing(&mut write(&self.inner.outgoing));
+    }
+
+    /// Undoes [`mark_connected`](Self::mark_connected) for a socket whose connection closed
+    /// before it was registered: it never leaves through `on_close`.
+    pub(crate) fn abandon(&self) {
+        self.inner.connected.store(false, Ordering::Release);
+        self.uncount_outgoing();
     }
 
     /// Starts the connection handlers.
@@ -777,12 +828,7 @@ impl Socket {
     }
 
     fn cleanup(&self) {
-        if !read(&self.inner.outgoing_handlers).is_empty() {
-            self.inner
-                .nsp
-                .outgoing_listeners
-                .fetch_sub(1, Ordering::AcqRel);
-        }
+        self.uncount_outgoing();
         self.inner.nsp.adapter.del_all(&self.inner.id);
         self.inner.nsp.remove_socket(&self.inner.id);
         self.inner.client.remove_socket(self);

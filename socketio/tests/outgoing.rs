@@ -149,3 +149,38 @@ async fn broadcasts_keep_their_targets_while_a_socket_listens() {
     assert_eq!(b.recv_packet().await, r#"2["y"]"#);
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn with_recovery_on_a_listener_may_emit_itself() {
+    let mut config = socketio::Config::default();
+    config.connection_state_recovery = Some(socketio::ConnectionStateRecovery::default());
+    let server = start_with(config, |io| {
+        io.on_connection(|socket| async move {
+            socket.on_any_outgoing(|socket, event, _| async move {
+                if event != "log" {
+                    socket.emit("log", &(event,)).unwrap();
+                }
+            });
+        });
+    })
+    .await;
+    let mut client = server.client().await;
+    client.send("0").await;
+    let answer = client.recv_packet().await;
+    let sid = split_json(&answer).1["sid"].as_str().unwrap().to_owned();
+    server.socket(&sid).emit("news", &()).unwrap();
+    server.io.emit("everyone", &()).unwrap();
+    // Each event carries its recovery offset as its last argument; a `log` names the event.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let packet = client.recv_packet().await;
+        let (_, args) = split_json(&packet);
+        let name = args[0].as_str().unwrap().to_owned();
+        seen.push(match name.as_str() {
+            "log" => format!("log {}", args[1].as_str().unwrap()),
+            _ => name,
+        });
+    }
+    seen.sort();
+    assert_eq!(seen, ["everyone", "log everyone", "log news", "news"]);
+}

@@ -509,3 +509,27 @@ async fn server_level_calls_act_on_the_main_namespace() {
     assert_eq!(a.recv_packet().await, "1");
     assert_eq!(b.recv_packet().await, "1");
 }
+
+#[tokio::test]
+async fn a_room_listener_may_disconnect_a_socket_that_is_connecting() {
+    let server = start(|io| {
+        let nsp = io.of("/");
+        let handle = nsp.clone();
+        nsp.on_room_event(move |event| {
+            // The socket's own room is joined while it connects.
+            if let socketio::RoomEvent::Joined { room, sid } = event {
+                if room == sid {
+                    handle.socket(sid).unwrap().disconnect();
+                }
+            }
+        });
+    })
+    .await;
+    let mut client = server.client().await;
+    client.send("0").await;
+    let mut packets = vec![client.recv_packet().await, client.recv_packet().await];
+    packets.sort();
+    assert!(packets[0].starts_with(r#"0{"sid":"#), "{packets:?}");
+    assert_eq!(packets[1], "1");
+    assert!(server.io.of("/").sockets().is_empty());
+}

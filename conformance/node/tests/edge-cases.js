@@ -1155,6 +1155,9 @@ tests.push({
     const cases = [
       [['42/guarded,["echo"'], "invalid payload"],
       [['5x-/guarded,["echo"]'], "Illegal attachments"],
+      [['511-/guarded,["echo"]'], "too many attachments"],
+      [["9"], "unknown packet type 9"],
+      [["x"], "unknown packet type NaN"],
       [['51-/guarded,["echo",{"_placeholder":true,"num":0}]', '42/guarded,["echo"]'], "got plaintext data when reconstructing a packet"],
       [[Buffer.from([1, 2, 3])], "got binary data when not reconstructing a packet"],
     ];
