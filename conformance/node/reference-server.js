@@ -125,15 +125,7 @@ io.of("/").on("connection", (socket) => {
     if (typeof ack === "function") ack(...args);
   });
 
-  socket.on("join", (room, ack) => {
-    socket.join(room);
-    if (typeof ack === "function") ack();
-  });
-
-  socket.on("leave", (room, ack) => {
-    socket.leave(room);
-    if (typeof ack === "function") ack();
-  });
+  joinLeaveHandlers(socket);
 
   socket.on("rooms", (ack) => {
     if (typeof ack === "function") ack([...socket.rooms].sort());
@@ -223,6 +215,18 @@ io.of("/").on("connection", (socket) => {
   });
 });
 
+/** `join` (room, ack) and `leave` (room, ack), on `/` and `/guarded`. */
+function joinLeaveHandlers(socket) {
+  socket.on("join", (room, ack) => {
+    socket.join(room);
+    if (typeof ack === "function") ack();
+  });
+  socket.on("leave", (room, ack) => {
+    socket.leave(room);
+    if (typeof ack === "function") ack();
+  });
+}
+
 io.of("/custom").on("connection", (socket) => {
   socket.emit("auth", socket.handshake.auth);
 });
@@ -271,14 +275,7 @@ io.of("/guarded").on("connection", (socket) => {
   socket.on("outgoing-log", (ack) => {
     if (typeof ack === "function") ack(outgoing);
   });
-  socket.on("join", (room, ack) => {
-    socket.join(room);
-    if (typeof ack === "function") ack();
-  });
-  socket.on("leave", (room, ack) => {
-    socket.leave(room);
-    if (typeof ack === "function") ack();
-  });
+  joinLeaveHandlers(socket);
   socket.on("room-events", (prefix, ack) => {
     if (typeof prefix !== "string" || typeof ack !== "function") return;
     const mine = (v) => (v === socket.id ? "self" : v);

@@ -35,14 +35,20 @@ async fn server(seen: Seen) -> TestServer {
     .await
 }
 
-#[tokio::test]
-async fn own_emits_and_broadcasts_reaching_the_socket_are_seen() {
+/// The server, what its watched socket's listener saw, and that socket's client and id.
+async fn watched_server() -> (TestServer, Seen, Client, String) {
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let server = server(seen.clone()).await;
     let mut watched = server.client().await;
     let watched_id = watched
         .join("/", Some(serde_json::json!({ "watch": true })))
         .await;
+    (server, seen, watched, watched_id)
+}
+
+#[tokio::test]
+async fn own_emits_and_broadcasts_reaching_the_socket_are_seen() {
+    let (server, seen, mut watched, watched_id) = watched_server().await;
     let (mut other, other_id) = server.connected().await;
     let socket = server.socket(&watched_id);
 
@@ -123,12 +129,7 @@ async fn own_emits_and_broadcasts_reaching_the_socket_are_seen() {
 
 #[tokio::test]
 async fn broadcasts_keep_their_targets_while_a_socket_listens() {
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let server = server(seen.clone()).await;
-    let mut watched = server.client().await;
-    let watched_id = watched
-        .join("/", Some(serde_json::json!({ "watch": true })))
-        .await;
+    let (server, seen, mut watched, watched_id) = watched_server().await;
     let (mut a, a_id) = server.connected().await;
     let (mut b, _) = server.connected().await;
 
