@@ -344,6 +344,24 @@ impl Socket {
         write(&self.inner.any_handlers).push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
     }
 
+    /// Removes the handler of an event (the official `socket.off(event)` /
+    /// `removeAllListeners(event)`); its events then reach only the catch-all handlers.
+    pub fn off(&self, event: &str) {
+        write(&self.inner.handlers).remove(event);
+    }
+
+    /// Removes every catch-all handler (the official `socket.offAny()`).
+    pub fn off_any(&self) {
+        write(&self.inner.any_handlers).clear();
+    }
+
+    /// Removes every outgoing handler (the official `socket.offAnyOutgoing()`).
+    pub fn off_any_outgoing(&self) {
+        let mut outgoing = write(&self.inner.outgoing);
+        outgoing.handlers.clear();
+        self.uncount_outgoing(&mut outgoing);
+    }
+
     /// Registers a handler that sees every event sent to this client (the official
     /// `socket.onAnyOutgoing`): its own emits and the broadcasts that reach it, volatile ones
     /// included, with the arguments as sent (and the offset appended by connection state
@@ -384,8 +402,7 @@ impl Socket {
         }
     }
 
-    fn uncount_outgoing(&self) {
-        let mut outgoing = write(&self.inner.outgoing);
+    fn uncount_outgoing(&self, outgoing: &mut OutgoingListeners) {
         if outgoing.counted {
             outgoing.counted = false;
             self.inner
@@ -757,7 +774,7 @@ impl Socket {
     /// before it was registered: it never leaves through `on_close`.
     pub(crate) fn abandon(&self) {
         self.inner.connected.store(false, Ordering::Release);
-        self.uncount_outgoing();
+        self.uncount_outgoing(&mut write(&self.inner.outgoing));
     }
 
     /// Starts the connection handlers.
@@ -828,7 +845,7 @@ impl Socket {
     }
 
     fn cleanup(&self) {
-        self.uncount_outgoing();
+        self.uncount_outgoing(&mut write(&self.inner.outgoing));
         self.inner.nsp.adapter.del_all(&self.inner.id);
         self.inner.nsp.remove_socket(&self.inner.id);
         self.inner.client.remove_socket(self);

@@ -348,3 +348,40 @@ async fn on_any_sees_every_event_before_its_handler() {
     .expect("three calls");
     assert_eq!(all, ["any:a", "a", "any:b"]);
 }
+
+#[tokio::test]
+async fn off_and_off_any_remove_handlers() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let server = start(move |io| {
+        let record = record.clone();
+        io.on_connection(move |socket| {
+            let record = record.clone();
+            async move {
+                let any = record.clone();
+                socket.on_any(move |_, name, _| {
+                    any.lock().unwrap().push(format!("any {name}"));
+                    async {}
+                });
+                socket.on("a", move |_, _, _| {
+                    record.lock().unwrap().push("a".to_owned());
+                    async {}
+                });
+                socket.on("stop", |socket, _, ack| async move {
+                    socket.off("a");
+                    socket.off_any();
+                    ack.unwrap().send(&()).unwrap();
+                });
+            }
+        });
+    })
+    .await;
+    let (mut client, _) = server.connected().await;
+    client.send(r#"2["a"]"#).await;
+    client.send(r#"21["stop"]"#).await;
+    assert_eq!(client.recv_packet().await, "31[]");
+    client.send(r#"2["a"]"#).await;
+    client.send(r#"22["stop"]"#).await;
+    assert_eq!(client.recv_packet().await, "32[]");
+    assert_eq!(*seen.lock().unwrap(), ["any a", "a", "any stop"]);
+}

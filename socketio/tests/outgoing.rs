@@ -185,3 +185,23 @@ async fn with_recovery_on_a_listener_may_emit_itself() {
     seen.sort();
     assert_eq!(seen, ["everyone", "log everyone", "log news", "news"]);
 }
+
+#[tokio::test]
+async fn off_any_outgoing_removes_the_listeners() {
+    let (server, seen, mut watched, watched_id) = watched_server().await;
+    let socket = server.socket(&watched_id);
+    socket.emit("before", &()).unwrap();
+    assert_eq!(watched.recv_packet().await, r#"2["before"]"#);
+    socket.off_any_outgoing();
+    socket.emit("after", &()).unwrap();
+    server.io.emit("broadcast-after", &()).unwrap();
+    assert_eq!(watched.recv_packet().await, r#"2["after"]"#);
+    assert_eq!(watched.recv_packet().await, r#"2["broadcast-after"]"#);
+    let names: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(e, _)| e.clone())
+        .collect();
+    assert_eq!(names, ["before"]);
+}
