@@ -273,6 +273,15 @@ pub(crate) fn encode_frames(packet: &Packet) -> Vec<Frame> {
     frames
 }
 
+/// Queues a broadcast's frames on one target's connection, unless volatile and it cannot take
+/// them now.
+fn write_broadcast(connection: &engineio::Socket, frames: &[Frame], opts: &BroadcastOptions) {
+    if opts.volatile && !connection.is_writable() {
+        return;
+    }
+    let _ = connection.send_frames_with(frames.iter().cloned(), opts.compress);
+}
+
 impl Adapter for LocalAdapter {
     fn add_all(&self, sid: &str, rooms: &[Room]) {
         let Some(nsp) = self.nsp.upgrade() else {
@@ -375,19 +384,12 @@ impl Adapter for LocalAdapter {
             // As the official adapter: each target's outgoing listeners, then its write.
             for socket in self.targets(opts) {
                 socket.notify_outgoing(packet);
-                let connection = &socket.inner.client.engine;
-                if opts.volatile && !connection.is_writable() {
-                    continue;
-                }
-                let _ = connection.send_frames_with(frames.iter().cloned(), opts.compress);
+                write_broadcast(&socket.inner.client.engine, frames, opts);
             }
             return;
         }
         for connection in self.target_connections(opts) {
-            if opts.volatile && !connection.is_writable() {
-                continue;
-            }
-            let _ = connection.send_frames_with(frames.iter().cloned(), opts.compress);
+            write_broadcast(&connection, frames, opts);
         }
     }
 

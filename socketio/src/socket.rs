@@ -414,6 +414,10 @@ impl Socket {
 
     /// Runs the outgoing listeners with the event `packet` carries.
     pub(crate) fn notify_outgoing(&self, packet: &Packet) {
+        // No socket of the namespace listens (the common case): no lock taken.
+        if self.inner.nsp.outgoing_listeners.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let handlers: Vec<AnyHandler> = read(&self.inner.outgoing).handlers.clone();
         if handlers.is_empty() {
             return;
@@ -871,39 +875,21 @@ impl Socket {
         });
         let any: Vec<AnyHandler> = read(&self.inner.any_handlers).clone();
         let middlewares: Vec<PacketMiddleware> = read(&self.inner.packet_middlewares).clone();
-        if !middlewares.is_empty() {
-            return Some(Box::pin(self.clone().through_middlewares(
-                any,
-                middlewares,
-                Event { name, data },
-                ack,
-            )));
-        }
-        let handler = read(&self.inner.handlers).get(&name).cloned();
-        if any.is_empty() {
+        if any.is_empty() && middlewares.is_empty() {
+            let handler = read(&self.inner.handlers).get(&name).cloned();
             return handler.map(|handler| handler(self.clone(), data, ack));
         }
-        // Catch-all listeners see the event first, as in the official server.
-        let mut futures: Vec<BoxFuture<'static, ()>> = Vec::new();
-        for h in any {
-            futures.push(h(self.clone(), name.clone(), data.clone()));
-        }
-        if let Some(handler) = handler {
-            futures.push(handler(self.clone(), data, ack));
-        }
-        if futures.len() == 1 {
-            return futures.pop();
-        }
-        Some(Box::pin(async move {
-            for f in futures {
-                f.await;
-            }
-        }))
+        Some(Box::pin(self.clone().through_middlewares(
+            any,
+            middlewares,
+            Event { name, data },
+            ack,
+        )))
     }
 
-    /// An event's way with packet middlewares, in the official order: catch-all listeners, then
-    /// the middlewares one after the other, then the handler of the name they handed on (unless
-    /// the socket has left meanwhile).
+    /// An event's way past catch-all listeners and packet middlewares, in the official order:
+    /// catch-all listeners, then the middlewares one after the other, then the handler of the
+    /// name they handed on (unless the socket has left meanwhile, as the official `dispatch`).
     async fn through_middlewares(
         self,
         any: Vec<AnyHandler>,
