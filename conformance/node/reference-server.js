@@ -128,7 +128,7 @@ io.of("/").on("connection", (socket) => {
   joinLeaveHandlers(socket);
 
   socket.on("rooms", (ack) => {
-    if (typeof ack === "function") ack([...socket.rooms].sort());
+    if (typeof ack === "function") ack([...socket.rooms]);
   });
 
   socket.on("broadcast", (...args) => {
@@ -204,7 +204,7 @@ io.of("/").on("connection", (socket) => {
 
   let roomsAtDisconnecting = [];
   socket.on("disconnecting", () => {
-    roomsAtDisconnecting = [...socket.rooms].filter((r) => r !== socket.id).sort();
+    roomsAtDisconnecting = [...socket.rooms].filter((r) => r !== socket.id);
   });
   socket.on("disconnect", (reason) => {
     io.to("observers").emit("peer-disconnect", {

@@ -244,8 +244,7 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
     // the ack comes second, `(ack)` only when it comes first.
     register_join_leave(socket);
     socket.on("rooms", |socket, data, ack| async move {
-        let mut rooms = socket.rooms();
-        rooms.sort();
+        let rooms = socket.rooms();
         if let Some(ack) = ack.filter(|_| data.args().is_empty()) {
             ack.send(&(rooms,)).ok();
         }
@@ -407,8 +406,7 @@ fn register_main_handlers(io: &SocketIo, socket: &Socket) {
     });
     socket.on_disconnecting(|socket, _| async move {
         let own = socket.id().to_owned();
-        let mut rooms: Vec<String> = socket.rooms().into_iter().filter(|r| *r != own).collect();
-        rooms.sort();
+        let rooms: Vec<String> = socket.rooms().into_iter().filter(|r| *r != own).collect();
         socket.set_extension(RoomsAtDisconnect(rooms));
     });
     let io_gone = io.clone();

@@ -148,7 +148,9 @@ pub struct LocalAdapter {
 #[derive(Default)]
 struct Rooms {
     members: foldhash::HashMap<Room, foldhash::HashMap<String, engineio::Socket>>,
-    of_socket: foldhash::HashMap<String, foldhash::HashSet<Room>>,
+    /// Each socket's rooms in the order it joined them, as the official adapter's `Set` keeps
+    /// them: `socket.rooms` lists its own id first, and leaving all walks them in that order.
+    of_socket: foldhash::HashMap<String, indexmap::IndexSet<Room, foldhash::fast::RandomState>>,
 }
 
 impl LocalAdapter {
@@ -331,7 +333,7 @@ impl Adapter for LocalAdapter {
             let mut events = Vec::new();
             all.remove_member(room, sid, record.then_some(&mut events));
             if let Some(rooms) = all.of_socket.get_mut(sid) {
-                rooms.remove(room);
+                rooms.shift_remove(room);
             }
             if let (Some(nsp), false) = (&nsp, events.is_empty()) {
                 nsp.queue_room_events(events);

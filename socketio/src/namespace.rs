@@ -375,7 +375,7 @@ impl Namespace {
     /// [`LocalAdapter`](crate::LocalAdapter) (another adapter sends none). Events come in the
     /// order of the changes, one at a time, and never under a lock of the server's, so a
     /// listener may join, leave or disconnect sockets itself; a socket that leaves the namespace
-    /// leaves its rooms in no particular order.
+    /// leaves its rooms in the order it joined them.
     ///
     /// ```no_run
     /// # fn demo(io: socketio::SocketIo) {

@@ -631,7 +631,8 @@ impl Socket {
         self.inner.nsp.adapter.del(&self.inner.id, room);
     }
 
-    /// The rooms this socket is in (its own id room included).
+    /// The rooms this socket is in, in the order it joined them: its own id room first, as the
+    /// official `socket.rooms`.
     pub fn rooms(&self) -> Vec<Room> {
         self.inner.nsp.adapter.socket_rooms(&self.inner.id)
     }

@@ -151,15 +151,19 @@ async fn join_and_leave() {
     let server = room_server().await;
     let (mut a, a_sid) = in_room(&server, "lobby").await;
     let socket = server.socket(&a_sid);
-    let rooms: HashSet<String> = socket.rooms().into_iter().collect();
-    assert_eq!(rooms, HashSet::from([a_sid.clone(), "lobby".to_owned()]));
-    a.send(r#"21["join","extra"]"#).await;
-    assert_eq!(a.recv_packet().await, "31[]");
-    assert!(socket.rooms().contains(&"extra".to_owned()));
+    // In join order, its own id first, as the official `socket.rooms` set.
+    assert_eq!(socket.rooms(), [a_sid.clone(), "lobby".to_owned()]);
+    for room in ["extra", "b", "a", "z"] {
+        a.send(&format!(r#"21["join","{room}"]"#)).await;
+        assert_eq!(a.recv_packet().await, "31[]");
+    }
+    assert_eq!(socket.rooms(), [&a_sid, "lobby", "extra", "b", "a", "z"]);
     a.send(r#"22["leave","lobby"]"#).await;
     assert_eq!(a.recv_packet().await, "32[]");
-    let rooms: HashSet<String> = socket.rooms().into_iter().collect();
-    assert_eq!(rooms, HashSet::from([a_sid.clone(), "extra".to_owned()]));
+    assert_eq!(socket.rooms(), [&a_sid, "extra", "b", "a", "z"]);
+    // Joining a room again keeps its place.
+    socket.join("extra");
+    assert_eq!(socket.rooms(), [&a_sid, "extra", "b", "a", "z"]);
     server.io.to("lobby").emit("news", &"lobby").unwrap();
     server.io.to("extra").emit("news", &"extra").unwrap();
     assert_eq!(a.recv_packet().await, r#"2["news","extra"]"#);

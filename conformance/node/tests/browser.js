@@ -175,7 +175,7 @@ module.exports = [
       assert.equal(h.query.transport, "polling");
       assert.match(h.headers["user-agent"], /Chrome/);
       assert.ok(h.url.startsWith("/socket.io/?EIO=4&transport=polling&t="), h.url);
-      assert.deepStrictEqual(out.rooms, [out.id, "browser-room"].sort());
+      assert.deepStrictEqual(out.rooms, [out.id, "browser-room"]);
       // polling with extraHeaders: preflighted cross-origin requests
       assert.equal(out.pollingTransport, "polling");
       assert.equal(out.pollingHandshake.headers["x-custom"], "from-browser");

@@ -152,7 +152,7 @@ tests.push(
       const [reason] = await dq.next();
       assert.equal(reason, "io client disconnect");
       const report = await obs.reportFor(id);
-      assert.deepEqual(report, { id, reason: "client namespace disconnect", rooms: ["alpha", "zeta"] });
+      assert.deepEqual(report, { id, reason: "client namespace disconnect", rooms: ["zeta", "alpha"] });
     },
   })),
 );
@@ -166,7 +166,7 @@ tests.push(
       const [reason] = await dq.next();
       assert.equal(reason, "io server disconnect");
       const report = await obs.reportFor(id);
-      assert.deepEqual(report, { id, reason: "server namespace disconnect", rooms: ["alpha", "zeta"] });
+      assert.deepEqual(report, { id, reason: "server namespace disconnect", rooms: ["zeta", "alpha"] });
       // a server disconnect is final for the client
       assert.equal(socket.active, false);
     },
@@ -225,7 +225,7 @@ tests.push(
       socket.io.engine.close();
       assert.equal((await dq.next())[0], "forced close");
       const report = await obs.reportFor(id);
-      assert.deepEqual(report, { id, reason: "transport close", rooms: ["alpha", "zeta"] });
+      assert.deepEqual(report, { id, reason: "transport close", rooms: ["zeta", "alpha"] });
     },
   })),
 );
@@ -394,7 +394,7 @@ tests.push(
         ["auth", { pid: seen[2][1].pid, offset: seen[2][1].offset }],
       ]);
       assert.deepStrictEqual(await ask(a, 3000, "recovered"), true);
-      assert.deepStrictEqual(await ask(a, 3000, "rooms"), [id, "r"].sort());
+      assert.deepStrictEqual(await ask(a, 3000, "rooms"), [id, "r"]);
       // Leaving on purpose keeps nothing new, but the session kept at the drop stays until it
       // expires: the client, which asks with its pid again, gets it back once more.
       a.disconnect();
@@ -402,7 +402,7 @@ tests.push(
       await t.connected(a);
       assert.equal(a.recovered, true);
       assert.equal(a.id, id);
-      assert.deepStrictEqual(await ask(a, 3000, "rooms"), [id, "r"].sort());
+      assert.deepStrictEqual(await ask(a, 3000, "rooms"), [id, "r"]);
     },
   })),
 );
