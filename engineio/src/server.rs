@@ -535,7 +535,8 @@ impl EngineIo {
                     {
                         Some(ws) => {
                             engine.announce(session.clone());
-                            websocket::run_direct(session, ws).await;
+                            // A task of its own, sized for the connection alone.
+                            tokio::spawn(websocket::run_direct(session, ws));
                         }
                         None => {
                             session.close(CloseReason::TransportError, false);

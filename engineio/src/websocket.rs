@@ -616,27 +616,45 @@ fn park_writer(core: &mut Core, cx: &Context<'_>) {
 }
 
 /// Runs a session opened directly over WebSocket, heartbeat included: an idle connection costs one
-/// task and no buffer.
-pub(crate) async fn run_direct(shared: Arc<Shared>, mut conn: WsConn) {
-    drive(&shared, &mut conn, true).await;
+/// task and no buffer. Spawn it as a task of its own (see [`serve`]).
+pub(crate) fn run_direct(shared: Arc<Shared>, conn: WsConn) -> impl Future<Output = ()> {
+    // Not an `async fn`: its future would hold its arguments beside `serve`'s copy of them.
+    serve(shared, conn, true)
+}
+
+/// The long-lived part of a WebSocket session: its packets both ways until it closes, then the
+/// close. Its future is what an idle connection keeps in memory, so it holds nothing else: it runs
+/// as a task of its own rather than inside the handshake's or the upgrade's (whose states would
+/// sit beside it for the connection's life), and the close, larger than the loop, is boxed.
+async fn serve(shared: Arc<Shared>, mut conn: WsConn, heartbeat: bool) {
+    drive(&shared, &mut conn, heartbeat).await;
     let code = shared.lock().ws_close_code;
-    conn.close(code).await;
+    Box::pin(conn.close(code)).await;
 }
 
 /// How often an upgrade whose probe was answered looks for a waiting poll to end with a noop (the
 /// official server's interval).
 const NOOP_CHECK: Duration = Duration::from_millis(100);
 
-/// Runs a WebSocket that asks to take over a polling session: probe, then upgrade.
+/// Runs a WebSocket that asks to take over a polling session: probe, then upgrade; an upgraded
+/// session goes on in a task of its own ([`serve`]).
 pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
+    if upgrade(&shared, &mut conn).await {
+        // The heartbeat keeps running on the task the polling session started with.
+        tokio::spawn(serve(shared, conn, false));
+    }
+}
+
+/// The probe and upgrade packets of [`run_upgrade`]: true once the session has moved to `conn`;
+/// false when the attempt ended (the connection is closed then, or given up).
+async fn upgrade(shared: &Arc<Shared>, conn: &mut WsConn) -> bool {
     // The client sends its probe once it has the 101 response: that goes first, on its own.
     let notified = shared.state_wake.notified();
     tokio::pin!(notified);
     notified.as_mut().enable();
-    if shared.lock().state.is_upgrading() && !flush_unless_state_changes(&mut conn, notified).await
-    {
+    if shared.lock().state.is_upgrading() && !flush_unless_state_changes(conn, notified).await {
         shared.lock().state.abort_upgrade();
-        return;
+        return false;
     }
     // Once the probe is answered, a poll found waiting is ended with a noop, checked every
     // `NOOP_CHECK` as the official server does (not at once: a client may still be reading the
@@ -649,7 +667,7 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
         if !shared.lock().state.is_upgrading() {
             // Timed out, or the session closed meanwhile.
             conn.close(None).await;
-            return;
+            return false;
         }
         let check = async {
             match noop_check.as_mut() {
@@ -679,9 +697,9 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
             Ok(Some(WsMessage::Binary(data))) => Ok(Packet::Binary(data)),
             Ok(Some(WsMessage::Ping(payload))) => {
                 conn.push_local(OutFrame::new(opcode::PONG, payload));
-                if !flush_unless_state_changes(&mut conn, notified).await {
+                if !flush_unless_state_changes(conn, notified).await {
                     shared.lock().state.abort_upgrade();
-                    return;
+                    return false;
                 }
                 continue;
             }
@@ -700,9 +718,9 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
         match step {
             Step::AnswerProbe => {
                 conn.push_local(OutFrame::new(opcode::TEXT, Bytes::from_static(b"3probe")));
-                if !flush_unless_state_changes(&mut conn, notified).await {
+                if !flush_unless_state_changes(conn, notified).await {
                     shared.lock().state.abort_upgrade();
-                    return;
+                    return false;
                 }
                 let mut interval =
                     tokio::time::interval_at(tokio::time::Instant::now() + NOOP_CHECK, NOOP_CHECK);
@@ -717,14 +735,11 @@ pub(crate) async fn run_upgrade(shared: Arc<Shared>, mut conn: WsConn) {
             _ => {
                 tracing::debug!(sid = %shared.id, "upgrade abandoned");
                 conn.close(code).await;
-                return;
+                return false;
             }
         }
     }
-    // The heartbeat keeps running on the task the polling session started with.
-    drive(&shared, &mut conn, false).await;
-    let code = shared.lock().ws_close_code;
-    conn.close(code).await;
+    true
 }
 
 /// Writes the pending frames of an upgrading connection; false if the write failed. A change of the
