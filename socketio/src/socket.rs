@@ -1,6 +1,5 @@
 //! A socket: one client connected to one namespace.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,19 +191,29 @@ impl From<EmitError> for AckError {
 type EventHandler =
     Arc<dyn Fn(Socket, Data, Option<AckSender>) -> BoxFuture<'static, ()> + Send + Sync>;
 type AnyHandler = Arc<dyn Fn(Socket, String, Data) -> BoxFuture<'static, ()> + Send + Sync>;
-/// A socket's outgoing listeners, and whether the socket counts in its namespace's
-/// `outgoing_listeners` (from when it is connected with a listener until it leaves).
-#[derive(Default)]
-struct OutgoingListeners {
-    handlers: Vec<AnyHandler>,
-    counted: bool,
-}
 
 type PacketMiddleware =
     Arc<dyn Fn(Socket, Event) -> BoxFuture<'static, Result<Event, MiddlewareError>> + Send + Sync>;
 type ErrorHandler = Arc<dyn Fn(Socket, SocketError) -> BoxFuture<'static, ()> + Send + Sync>;
 type DisconnectHandler =
     Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Everything registered on one socket, under one lock: it is read once per event and written
+/// rarely, and one lock instead of one per kind keeps each socket's allocation a size class
+/// smaller.
+#[derive(Default)]
+struct Listeners {
+    events: foldhash::HashMap<String, EventHandler>,
+    any: Vec<AnyHandler>,
+    outgoing: Vec<AnyHandler>,
+    /// Whether the socket counts in its namespace's `outgoing_listeners` (from when it is
+    /// connected with an outgoing listener until it leaves).
+    outgoing_counted: bool,
+    packet_middlewares: Vec<PacketMiddleware>,
+    error: Vec<ErrorHandler>,
+    disconnecting: Vec<DisconnectHandler>,
+    disconnect: Vec<DisconnectHandler>,
+}
 
 pub(crate) enum AckSlot {
     Single(oneshot::Sender<Data>),
@@ -216,18 +225,12 @@ pub(crate) struct SocketInner {
     pub(crate) nsp: Arc<NamespaceInner>,
     pub(crate) client: Arc<Client>,
     pub(crate) handshake: Handshake,
-    handlers: RwLock<HashMap<String, EventHandler>>,
-    any_handlers: RwLock<Vec<AnyHandler>>,
-    outgoing: RwLock<OutgoingListeners>,
-    packet_middlewares: RwLock<Vec<PacketMiddleware>>,
-    error_handlers: RwLock<Vec<ErrorHandler>>,
-    disconnecting_handlers: RwLock<Vec<DisconnectHandler>>,
-    disconnect_handlers: RwLock<Vec<DisconnectHandler>>,
-    acks: Mutex<HashMap<u64, AckSlot>>,
+    listeners: RwLock<Listeners>,
+    acks: Mutex<foldhash::HashMap<u64, AckSlot>>,
     connected: AtomicBool,
     extensions: Mutex<http::Extensions>,
     /// The private session id, with connection state recovery on.
-    pub(crate) pid: Option<String>,
+    pub(crate) pid: Option<Box<str>>,
     recovered: bool,
 }
 
@@ -268,8 +271,8 @@ impl Socket {
     ) -> Socket {
         let (pid, recovered, extensions) = match recovery {
             Recovery::Off => (None, false, http::Extensions::new()),
-            Recovery::New(pid) => (Some(pid), false, http::Extensions::new()),
-            Recovery::Restored { pid, extensions } => (Some(pid), true, extensions),
+            Recovery::New(pid) => (Some(pid.into()), false, http::Extensions::new()),
+            Recovery::Restored { pid, extensions } => (Some(pid.into()), true, extensions),
         };
         Socket {
             inner: Arc::new(SocketInner {
@@ -277,14 +280,8 @@ impl Socket {
                 nsp,
                 client,
                 handshake,
-                handlers: RwLock::new(HashMap::new()),
-                any_handlers: RwLock::new(Vec::new()),
-                outgoing: RwLock::new(OutgoingListeners::default()),
-                packet_middlewares: RwLock::new(Vec::new()),
-                error_handlers: RwLock::new(Vec::new()),
-                disconnecting_handlers: RwLock::new(Vec::new()),
-                disconnect_handlers: RwLock::new(Vec::new()),
-                acks: Mutex::new(HashMap::new()),
+                listeners: RwLock::new(Listeners::default()),
+                acks: Mutex::new(foldhash::HashMap::default()),
                 connected: AtomicBool::new(false),
                 extensions: Mutex::new(extensions),
                 pid,
@@ -332,7 +329,9 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: EventHandler = Arc::new(move |s, d, a| Box::pin(handler(s, d, a)));
-        write(&self.inner.handlers).insert(event.into(), handler);
+        write(&self.inner.listeners)
+            .events
+            .insert(event.into(), handler);
     }
 
     /// Registers a handler that sees every incoming event, before the event's own handler.
@@ -341,25 +340,27 @@ impl Socket {
         F: Fn(Socket, String, Data) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        write(&self.inner.any_handlers).push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
+        write(&self.inner.listeners)
+            .any
+            .push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
     }
 
     /// Removes the handler of an event (the official `socket.off(event)` /
     /// `removeAllListeners(event)`); its events then reach only the catch-all handlers.
     pub fn off(&self, event: &str) {
-        write(&self.inner.handlers).remove(event);
+        write(&self.inner.listeners).events.remove(event);
     }
 
     /// Removes every catch-all handler (the official `socket.offAny()`).
     pub fn off_any(&self) {
-        write(&self.inner.any_handlers).clear();
+        write(&self.inner.listeners).any.clear();
     }
 
     /// Removes every outgoing handler (the official `socket.offAnyOutgoing()`).
     pub fn off_any_outgoing(&self) {
-        let mut outgoing = write(&self.inner.outgoing);
-        outgoing.handlers.clear();
-        self.uncount_outgoing(&mut outgoing);
+        let mut listeners = write(&self.inner.listeners);
+        listeners.outgoing.clear();
+        self.uncount_outgoing(&mut listeners);
     }
 
     /// Registers a handler that sees every event sent to this client (the official
@@ -382,19 +383,19 @@ impl Socket {
         F: Fn(Socket, String, Data) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let mut outgoing = write(&self.inner.outgoing);
-        outgoing
-            .handlers
+        let mut listeners = write(&self.inner.listeners);
+        listeners
+            .outgoing
             .push(Arc::new(move |s, e, d| Box::pin(handler(s, e, d))));
-        self.count_outgoing(&mut outgoing);
+        self.count_outgoing(&mut listeners);
     }
 
     /// Counts this socket in its namespace's `outgoing_listeners` once it is connected with a
-    /// listener. Called under the `outgoing` lock, as [`uncount_outgoing`](Self::uncount_outgoing),
+    /// listener. Called under the listeners' lock, as [`uncount_outgoing`](Self::uncount_outgoing),
     /// so a socket is counted at most once and never after it has left.
-    fn count_outgoing(&self, outgoing: &mut OutgoingListeners) {
-        if !outgoing.counted && !outgoing.handlers.is_empty() && self.connected() {
-            outgoing.counted = true;
+    fn count_outgoing(&self, listeners: &mut Listeners) {
+        if !listeners.outgoing_counted && !listeners.outgoing.is_empty() && self.connected() {
+            listeners.outgoing_counted = true;
             self.inner
                 .nsp
                 .outgoing_listeners
@@ -402,9 +403,9 @@ impl Socket {
         }
     }
 
-    fn uncount_outgoing(&self, outgoing: &mut OutgoingListeners) {
-        if outgoing.counted {
-            outgoing.counted = false;
+    fn uncount_outgoing(&self, listeners: &mut Listeners) {
+        if listeners.outgoing_counted {
+            listeners.outgoing_counted = false;
             self.inner
                 .nsp
                 .outgoing_listeners
@@ -418,7 +419,7 @@ impl Socket {
         if self.inner.nsp.outgoing_listeners.load(Ordering::Acquire) == 0 {
             return;
         }
-        let handlers: Vec<AnyHandler> = read(&self.inner.outgoing).handlers.clone();
+        let handlers: Vec<AnyHandler> = read(&self.inner.listeners).outgoing.clone();
         if handlers.is_empty() {
             return;
         }
@@ -471,7 +472,8 @@ impl Socket {
         F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Event, MiddlewareError>> + Send + 'static,
     {
-        write(&self.inner.packet_middlewares)
+        write(&self.inner.listeners)
+            .packet_middlewares
             .push(Arc::new(move |s, e| Box::pin(middleware(s, e))));
     }
 
@@ -485,12 +487,14 @@ impl Socket {
         F: Fn(Socket, SocketError) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        write(&self.inner.error_handlers).push(Arc::new(move |s, e| Box::pin(handler(s, e))));
+        write(&self.inner.listeners)
+            .error
+            .push(Arc::new(move |s, e| Box::pin(handler(s, e))));
     }
 
     /// Runs the `on_error` handlers with `error`; false when there is none.
     pub(crate) fn report_error(&self, error: SocketError) -> bool {
-        let handlers: Vec<ErrorHandler> = read(&self.inner.error_handlers).clone();
+        let handlers: Vec<ErrorHandler> = read(&self.inner.listeners).error.clone();
         for handler in &handlers {
             self.run_handler(handler(self.clone(), error.clone()));
         }
@@ -503,7 +507,8 @@ impl Socket {
         F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        write(&self.inner.disconnecting_handlers)
+        write(&self.inner.listeners)
+            .disconnecting
             .push(Arc::new(move |s, r| Box::pin(handler(s, r))));
     }
 
@@ -513,7 +518,9 @@ impl Socket {
         F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        write(&self.inner.disconnect_handlers).push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+        write(&self.inner.listeners)
+            .disconnect
+            .push(Arc::new(move |s, r| Box::pin(handler(s, r))));
     }
 
     /// Sends an event to this client. See [`Data::from_serialize`] for how `args` become arguments.
@@ -772,14 +779,14 @@ impl Socket {
     pub(crate) fn mark_connected(&self) {
         self.inner.connected.store(true, Ordering::Release);
         // Listeners added before (by a connect middleware) count from now on.
-        self.count_outgoing(&mut write(&self.inner.outgoing));
+        self.count_outgoing(&mut write(&self.inner.listeners));
     }
 
     /// Undoes [`mark_connected`](Self::mark_connected) for a socket whose connection closed
     /// before it was registered: it never leaves through `on_close`.
     pub(crate) fn abandon(&self) {
         self.inner.connected.store(false, Ordering::Release);
-        self.uncount_outgoing(&mut write(&self.inner.outgoing));
+        self.uncount_outgoing(&mut write(&self.inner.listeners));
     }
 
     /// Starts the connection handlers.
@@ -850,7 +857,7 @@ impl Socket {
     }
 
     fn cleanup(&self) {
-        self.uncount_outgoing(&mut write(&self.inner.outgoing));
+        self.uncount_outgoing(&mut write(&self.inner.listeners));
         self.inner.nsp.adapter.del_all(&self.inner.id);
         self.inner.nsp.remove_socket(&self.inner.id);
         self.inner.client.remove_socket(self);
@@ -874,12 +881,15 @@ impl Socket {
             socket: self.clone(),
             id,
         });
-        let any: Vec<AnyHandler> = read(&self.inner.any_handlers).clone();
-        let middlewares: Vec<PacketMiddleware> = read(&self.inner.packet_middlewares).clone();
-        if any.is_empty() && middlewares.is_empty() {
-            let handler = read(&self.inner.handlers).get(&name).cloned();
-            return handler.map(|handler| handler(self.clone(), data, ack));
-        }
+        let (any, middlewares) = {
+            let listeners = read(&self.inner.listeners);
+            if listeners.any.is_empty() && listeners.packet_middlewares.is_empty() {
+                let handler = listeners.events.get(&name).cloned();
+                drop(listeners);
+                return handler.map(|handler| handler(self.clone(), data, ack));
+            }
+            (listeners.any.clone(), listeners.packet_middlewares.clone())
+        };
         Some(Box::pin(self.clone().through_middlewares(
             any,
             middlewares,
@@ -915,7 +925,7 @@ impl Socket {
         if !self.connected() {
             return;
         }
-        let handler = read(&self.inner.handlers).get(&event.name).cloned();
+        let handler = read(&self.inner.listeners).events.get(&event.name).cloned();
         if let Some(handler) = handler {
             handler(self, event.data, ack).await;
         }
@@ -931,7 +941,7 @@ impl Socket {
         }
         let session = PersistedSession {
             sid: self.inner.id.clone(),
-            pid: pid.clone(),
+            pid: pid.to_string(),
             rooms: self.rooms(),
             extensions: lock(&self.inner.extensions).clone(),
         };
@@ -947,13 +957,13 @@ impl Socket {
             }
         }
         let cleanup = Cleanup(self.clone());
-        let disconnecting: Vec<_> = read(&self.inner.disconnecting_handlers).clone();
+        let disconnecting: Vec<_> = read(&self.inner.listeners).disconnecting.clone();
         for handler in disconnecting {
             handler(self.clone(), reason).await;
         }
         self.persist(reason);
         drop(cleanup);
-        let disconnect: Vec<_> = read(&self.inner.disconnect_handlers).clone();
+        let disconnect: Vec<_> = read(&self.inner.listeners).disconnect.clone();
         for handler in disconnect {
             handler(self.clone(), reason).await;
         }
