@@ -494,7 +494,7 @@ impl EngineIo {
             return response;
         }
 
-        let info = RequestInfo::detached(&parts.method, &parts.uri, &parts.headers, remote);
+        let info = RequestInfo::new(&parts.method, &parts.uri, &parts.headers, remote);
         match transport {
             TransportKind::Polling if upgrade => self.accept_and_close(parts),
             TransportKind::Polling => {

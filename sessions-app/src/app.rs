@@ -106,7 +106,8 @@ impl App {
     fn authenticate(&self, socket: &Socket) -> Result<Identity, ErrorCode> {
         let handshake = socket.handshake();
         let query_token = handshake.query("token");
-        match extract_token(&handshake.auth, handshake.headers(), query_token.as_deref()) {
+        let authorization = handshake.header_bytes("authorization");
+        match extract_token(&handshake.auth, authorization, query_token.as_deref()) {
             TokenLookup::Found(token) => self.settings.verifier.verify(token),
             TokenLookup::Malformed => Err(ErrorCode::InvalidToken),
             TokenLookup::Missing => Err(ErrorCode::MissingToken),

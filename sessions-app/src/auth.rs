@@ -6,7 +6,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
@@ -64,7 +63,8 @@ impl ErrorCode {
 /// ```
 /// use sessions_app::auth::{extract_token, TokenLookup};
 /// let auth = serde_json::json!({ "token": "abc" });
-/// assert_eq!(extract_token(&auth, &http::HeaderMap::new(), None), TokenLookup::Found("abc"));
+/// assert_eq!(extract_token(&auth, None, None), TokenLookup::Found("abc"));
+/// assert_eq!(extract_token(&serde_json::json!({}), Some(&b"Bearer xyz"[..]), None), TokenLookup::Found("xyz"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenLookup<'a> {
@@ -76,10 +76,11 @@ pub enum TokenLookup<'a> {
     Missing,
 }
 
-/// Finds the token: `auth.token`, then `Authorization: Bearer`, then the `token` query parameter.
+/// Finds the token: `auth.token`, then `Authorization: Bearer` (`authorization` is that header's
+/// first value, as sent), then the `token` query parameter.
 pub fn extract_token<'a>(
     auth: &'a Value,
-    headers: &'a HeaderMap,
+    authorization: Option<&'a [u8]>,
     query_token: Option<&'a str>,
 ) -> TokenLookup<'a> {
     match auth.get("token") {
@@ -87,9 +88,15 @@ pub fn extract_token<'a>(
         None | Some(Value::Null) | Some(Value::String(_)) => {}
         Some(_) => return TokenLookup::Malformed,
     }
-    if let Some(token) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    // Only visible ASCII is a token (what `HeaderValue::to_str` accepts); other bytes make the
+    // header count as absent.
+    if let Some(token) = authorization
+        .filter(|value| {
+            value
+                .iter()
+                .all(|&byte| byte == b'\t' || (b' '..=b'~').contains(&byte))
+        })
+        .and_then(|value| std::str::from_utf8(value).ok())
         .and_then(bearer)
     {
         return TokenLookup::Found(token);
@@ -422,42 +429,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn headers(auth: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::AUTHORIZATION, auth.parse().unwrap());
-        h
+    fn headers(auth: &str) -> Option<&[u8]> {
+        Some(auth.as_bytes())
     }
 
     #[test]
     fn sources_in_order() {
-        let none = HeaderMap::new();
+        let none = None;
         assert_eq!(
-            extract_token(&json!({"token": "a"}), &headers("Bearer b"), Some("c")),
+            extract_token(&json!({"token": "a"}), headers("Bearer b"), Some("c")),
             TokenLookup::Found("a")
         );
         assert_eq!(
-            extract_token(&json!({"token": ""}), &headers("Bearer b"), Some("c")),
+            extract_token(&json!({"token": ""}), headers("Bearer b"), Some("c")),
             TokenLookup::Found("b")
         );
         assert_eq!(
-            extract_token(&json!({}), &headers("bearer  b "), Some("c")),
+            extract_token(&json!({}), headers("bearer  b "), Some("c")),
             TokenLookup::Found("b")
         );
         assert_eq!(
-            extract_token(&json!({}), &headers("Basic x"), Some("c")),
+            extract_token(&json!({}), headers("Basic x"), Some("c")),
             TokenLookup::Found("c")
         );
         assert_eq!(
-            extract_token(&json!({}), &headers("Bearer "), Some("")),
+            extract_token(&json!({}), headers("Bearer "), Some("")),
             TokenLookup::Missing
         );
-        assert_eq!(extract_token(&json!({}), &none, None), TokenLookup::Missing);
+        assert_eq!(extract_token(&json!({}), none, None), TokenLookup::Missing);
         assert_eq!(
-            extract_token(&json!({"token": 5}), &none, None),
+            extract_token(&json!({"token": 5}), none, None),
             TokenLookup::Malformed
         );
         assert_eq!(
-            extract_token(&json!("str"), &none, Some("q")),
+            extract_token(&json!("str"), none, Some("q")),
+            TokenLookup::Found("q")
+        );
+        // A header with bytes beyond visible ASCII is not a token source.
+        assert_eq!(
+            extract_token(&json!({}), Some(&b"Bearer caf\xe9"[..]), Some("q")),
             TokenLookup::Found("q")
         );
     }

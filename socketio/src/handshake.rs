@@ -28,17 +28,22 @@ impl Handshake {
         }
     }
 
-    /// The request headers.
+    /// The request headers (built as a `HeaderMap` the first time a socket of the connection asks;
+    /// [`header`](Self::header) and [`header_bytes`](Self::header_bytes) read them in place).
     pub fn headers(&self) -> &HeaderMap {
-        &self.connection.request().headers
+        self.connection.request().headers()
+    }
+
+    /// A header's (first) value as sent, `name` matched case-insensitively.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.connection.request().header(name)
     }
 
     /// A header's (first) value as text. Bytes beyond ASCII are read as Latin-1, as Node's HTTP
     /// parser reads them, so a handler sees what the official server's `socket.handshake.headers`
     /// would show.
-    ///
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.headers().get(name).map(|v| latin1(v.as_bytes()))
+        self.header_bytes(name).map(latin1)
     }
 
     /// The decoded value of the first query parameter named `name`.
@@ -68,8 +73,7 @@ impl Handshake {
 
     /// Whether the request was cross-origin (it carried a non-empty `Origin` header).
     pub fn xdomain(&self) -> bool {
-        self.headers()
-            .get(http::header::ORIGIN)
+        self.header_bytes("origin")
             .is_some_and(|origin| !origin.is_empty())
     }
 }
