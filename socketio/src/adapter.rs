@@ -150,11 +150,137 @@ pub struct LocalAdapter {
 /// its own room and one other costs one allocation for all its names instead of six.
 #[derive(Default)]
 struct Rooms {
-    members: foldhash::HashMap<Arc<str>, foldhash::HashMap<Arc<str>, engineio::Socket>>,
+    members: foldhash::HashMap<Arc<str>, Members>,
     /// Each socket's rooms in the order it joined them, as the official adapter's `Set` keeps
     /// them: `socket.rooms` lists its own id first, and leaving all walks them in that order.
-    of_socket:
-        foldhash::HashMap<Arc<str>, indexmap::IndexSet<Arc<str>, foldhash::fast::RandomState>>,
+    of_socket: foldhash::HashMap<Arc<str>, SocketRooms>,
+}
+
+/// The members of one room, each with its connection. Most rooms have one member (every socket's
+/// own room), kept inline rather than in a table of its own.
+/// (Generic over the connection for its tests.)
+enum Members<C = engineio::Socket> {
+    One(Arc<str>, C),
+    Many(foldhash::HashMap<Arc<str>, C>),
+}
+
+impl<C> Members<C> {
+    /// Adds `sid` (or replaces its connection); whether it was not a member yet.
+    fn insert(&mut self, sid: Arc<str>, connection: C) -> bool {
+        match self {
+            Members::One(member, current) if *member == sid => {
+                *current = connection;
+                false
+            }
+            Members::Many(map) if map.is_empty() => {
+                *self = Members::One(sid, connection);
+                true
+            }
+            Members::Many(map) => map.insert(sid, connection).is_none(),
+            Members::One(..) => {
+                let mut map = foldhash::HashMap::with_capacity_and_hasher(2, Default::default());
+                map.insert(sid, connection);
+                if let Members::One(member, current) = std::mem::replace(self, Members::Many(map)) {
+                    self.insert(member, current);
+                }
+                true
+            }
+        }
+    }
+
+    /// Takes `sid` out; whether it was a member.
+    fn remove(&mut self, sid: &str) -> bool {
+        match self {
+            Members::One(member, _) if **member == *sid => {
+                *self = Members::empty();
+                true
+            }
+            Members::One(..) => false,
+            Members::Many(map) => map.remove(sid).is_some(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Members::Many(map) if map.is_empty())
+    }
+
+    fn empty() -> Self {
+        Members::Many(Default::default())
+    }
+
+    /// Every member with its connection.
+    fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &C)> {
+        let (one, many) = match self {
+            Members::One(sid, connection) => (Some((sid, connection)), None),
+            Members::Many(map) => (None, Some(map.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+/// A socket's rooms in join order. A few in a vector, searched in place; past [`Self::SMALL`] an
+/// index set, so that joining stays O(1) for a socket in thousands of rooms.
+enum SocketRooms {
+    Small(Vec<Arc<str>>),
+    Large(indexmap::IndexSet<Arc<str>, foldhash::fast::RandomState>),
+}
+
+impl Default for SocketRooms {
+    fn default() -> Self {
+        SocketRooms::Small(Vec::new())
+    }
+}
+
+impl SocketRooms {
+    const SMALL: usize = 8;
+
+    /// Adds `room` at the end, unless the socket is in it already.
+    fn insert(&mut self, room: Arc<str>) {
+        match self {
+            SocketRooms::Small(rooms) if rooms.contains(&room) => {}
+            SocketRooms::Small(rooms) if rooms.len() < Self::SMALL => {
+                // Most sockets are in their own room and one or two others.
+                if rooms.capacity() == 0 {
+                    rooms.reserve_exact(2);
+                }
+                rooms.push(room);
+            }
+            SocketRooms::Small(rooms) => {
+                let mut set: indexmap::IndexSet<_, _> = std::mem::take(rooms).into_iter().collect();
+                set.insert(room);
+                *self = SocketRooms::Large(set);
+            }
+            SocketRooms::Large(set) => {
+                set.insert(room);
+            }
+        }
+    }
+
+    /// Takes `room` out, keeping the others in order.
+    fn remove(&mut self, room: &str) {
+        match self {
+            SocketRooms::Small(rooms) => {
+                if let Some(at) = rooms.iter().position(|r| **r == *room) {
+                    rooms.remove(at);
+                }
+            }
+            SocketRooms::Large(set) => {
+                set.shift_remove(room);
+            }
+        }
+    }
+
+    /// The rooms in join order.
+    fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
+        let (small, large) = match self {
+            SocketRooms::Small(rooms) => (Some(rooms.iter()), None),
+            SocketRooms::Large(set) => (None, Some(set.iter())),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten())
+    }
 }
 
 impl LocalAdapter {
@@ -209,7 +335,7 @@ impl LocalAdapter {
             return rooms
                 .members
                 .get(room.as_str())
-                .map(|members| members.values().cloned().collect())
+                .map(|members| members.iter().map(|(_, c)| c.clone()).collect())
                 .unwrap_or_default();
         }
         rooms
@@ -226,7 +352,7 @@ impl Rooms {
         let Some(members) = self.members.get_mut(room) else {
             return;
         };
-        if members.remove(sid).is_some() {
+        if members.remove(sid) {
             if let Some(events) = events.as_deref_mut() {
                 events.push(RoomEvent::Left {
                     room: room.to_owned(),
@@ -247,7 +373,7 @@ impl Rooms {
         rooms
             .iter()
             .filter_map(|room| self.members.get(room.as_str()))
-            .flat_map(|members| members.keys().map(|sid| &**sid))
+            .flat_map(|members| members.iter().map(|(sid, _)| &**sid))
             .collect()
     }
 
@@ -273,7 +399,7 @@ impl Rooms {
         opts.rooms
             .iter()
             .filter_map(|room| self.members.get(room.as_str()))
-            .flatten()
+            .flat_map(Members::iter)
             .filter(move |&(sid, _)| !excluded.contains(&**sid) && (!dedup || seen.insert(sid)))
     }
 }
@@ -322,11 +448,9 @@ impl Adapter for LocalAdapter {
                     if record {
                         events.push(RoomEvent::Created(room.clone()));
                     }
-                    Default::default()
+                    Members::empty()
                 });
-                let joined = members
-                    .insert(sid_name.clone(), connection.clone())
-                    .is_none();
+                let joined = members.insert(sid_name.clone(), connection.clone());
                 if joined && record {
                     events.push(RoomEvent::Joined {
                         room: room.clone(),
@@ -355,7 +479,7 @@ impl Adapter for LocalAdapter {
             let mut events = Vec::new();
             all.remove_member(room, sid, record.then_some(&mut events));
             if let Some(rooms) = all.of_socket.get_mut(sid) {
-                rooms.shift_remove(room);
+                rooms.remove(room);
             }
             if let (Some(nsp), false) = (&nsp, events.is_empty()) {
                 nsp.queue_room_events(events);
@@ -375,8 +499,8 @@ impl Adapter for LocalAdapter {
                 return;
             };
             let mut events = Vec::new();
-            for room in rooms {
-                all.remove_member(&room, sid, record.then_some(&mut events));
+            for room in rooms.iter() {
+                all.remove_member(room, sid, record.then_some(&mut events));
             }
             if let (Some(nsp), false) = (&nsp, events.is_empty()) {
                 nsp.queue_room_events(events);
@@ -513,3 +637,74 @@ impl Adapter for LocalAdapter {
 
 /// Builds the adapter of each namespace.
 pub type AdapterFactory = Arc<dyn Fn(Weak<NamespaceInner>) -> Arc<dyn Adapter> + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(members: &Members<u32>) -> Vec<(String, u32)> {
+        let mut all: Vec<_> = members.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn one_member_inline_then_a_table_then_empty() {
+        let mut members = Members::empty();
+        assert!(members.is_empty());
+        assert!(members.insert("a".into(), 1));
+        assert!(matches!(members, Members::One(..)));
+        // The same member again: its connection is replaced, it is not a new member.
+        assert!(!members.insert("a".into(), 2));
+        assert_eq!(ids(&members), [("a".to_owned(), 2)]);
+        assert!(members.insert("b".into(), 3));
+        assert!(matches!(members, Members::Many(_)));
+        assert_eq!(ids(&members), [("a".to_owned(), 2), ("b".to_owned(), 3)]);
+        assert!(!members.remove("c"));
+        assert!(members.remove("a"));
+        assert!(!members.remove("a"));
+        assert_eq!(ids(&members), [("b".to_owned(), 3)]);
+        assert!(members.remove("b"));
+        assert!(members.is_empty());
+        assert_eq!(members.iter().count(), 0);
+    }
+
+    fn names(rooms: &SocketRooms) -> Vec<&str> {
+        rooms.iter().map(|room| &**room).collect()
+    }
+
+    #[test]
+    fn a_sockets_rooms_keep_join_order_small_and_large() {
+        let mut rooms = SocketRooms::default();
+        for name in ["own", "b", "a", "b"] {
+            rooms.insert(name.into());
+        }
+        assert_eq!(names(&rooms), ["own", "b", "a"]);
+        rooms.remove("b");
+        rooms.remove("missing");
+        assert_eq!(names(&rooms), ["own", "a"]);
+        let many: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+        for name in &many {
+            rooms.insert(name.as_str().into());
+        }
+        rooms.insert("r3".into());
+        assert!(matches!(rooms, SocketRooms::Large(_)));
+        rooms.remove("r0");
+        let mut expected = vec!["own", "a"];
+        expected.extend(many[1..].iter().map(String::as_str));
+        assert_eq!(names(&rooms), expected);
+    }
+
+    #[test]
+    fn removing_the_inline_member() {
+        let mut members = Members::empty();
+        members.insert("a".into(), 1);
+        assert!(!members.remove("b"));
+        assert!(!members.is_empty());
+        assert!(members.remove("a"));
+        assert!(members.is_empty());
+        // Reused after it emptied: back to one inline member.
+        assert!(members.insert("c".into(), 4));
+        assert!(matches!(members, Members::One(..)));
+    }
+}
