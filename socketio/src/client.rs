@@ -1,6 +1,5 @@
 //! One Engine.IO connection seen by Socket.IO: it decodes packets and routes them to namespaces.
 
-use indexmap::IndexMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,9 +22,11 @@ pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
     server: Weak<ServerInner>,
     me: Weak<Client>,
-    /// The connection's sockets by namespace, in the order they connected: the official server
-    /// disconnects them in that order when it closes the connection.
-    sockets: Mutex<IndexMap<String, Socket>>,
+    /// The connection's sockets, one per namespace, in the order they connected: the official
+    /// server disconnects them in that order when it closes the connection. A connection has a
+    /// few (at most `max_namespaces_per_connection`): a vector searched by name costs less than a
+    /// map, in time and in memory.
+    sockets: Mutex<Vec<Socket>>,
     /// Namespaces whose socket the server disconnected (until they connect again): what the
     /// client sent them before it read the DISCONNECT is dropped rather than taken for a protocol
     /// violation, as the official server does with the packets that reach it in the same read.
@@ -47,7 +48,7 @@ impl Client {
             engine,
             server: Arc::downgrade(server),
             me: me.clone(),
-            sockets: Mutex::new(IndexMap::new()),
+            sockets: Mutex::new(Vec::new()),
             left_by_server: Mutex::new(Vec::new()),
             collector: Mutex::new(BinaryCollector::default()),
             ever_connected: AtomicBool::new(false),
@@ -86,7 +87,10 @@ impl Client {
     }
 
     fn on_packet(&self, packet: Packet) {
-        let socket = lock(&self.sockets).get(&packet.nsp).cloned();
+        let socket = lock(&self.sockets)
+            .iter()
+            .find(|socket| socket.ns() == packet.nsp)
+            .cloned();
         match (packet.kind, socket) {
             (PacketType::Connect, None) => {
                 let auth = packet.data.unwrap_or_else(|| json!({}));
@@ -272,8 +276,11 @@ impl Client {
             }
             // A socket that connects again takes the last place, as it would in the official
             // server's map of sockets by id.
-            let previous = sockets.shift_remove(&nsp.name);
-            sockets.insert(nsp.name.clone(), socket.clone());
+            let previous = sockets
+                .iter()
+                .position(|s| s.ns() == nsp.name)
+                .map(|at| sockets.remove(at));
+            sockets.push(socket.clone());
             lock(&self.left_by_server).retain(|name| *name != nsp.name);
             previous
         };
@@ -305,11 +312,11 @@ impl Client {
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {
         let mut sockets = lock(&self.sockets);
-        if sockets
-            .get(socket.ns())
-            .is_some_and(|s| Arc::ptr_eq(&s.inner, &socket.inner))
+        if let Some(at) = sockets
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.inner, &socket.inner))
         {
-            sockets.shift_remove(socket.ns());
+            sockets.remove(at);
         }
     }
 
@@ -332,7 +339,7 @@ impl Client {
 
     /// Disconnects every namespace, then closes the connection.
     pub(crate) fn disconnect_all(&self) {
-        let sockets: Vec<Socket> = lock(&self.sockets).values().cloned().collect();
+        let sockets: Vec<Socket> = lock(&self.sockets).clone();
         for socket in sockets {
             socket.disconnect_reason(DisconnectReason::ServerNamespaceDisconnect);
         }
@@ -398,7 +405,7 @@ impl ConnectionHandler for Client {
             Err(err) => {
                 tracing::warn!(sid = self.engine.id(), %err, "invalid Socket.IO packet: closing the connection");
                 // As the official client.onerror: every socket's `error` handlers, then the close.
-                let sockets: Vec<Socket> = lock(&self.sockets).values().cloned().collect();
+                let sockets: Vec<Socket> = lock(&self.sockets).clone();
                 for socket in sockets {
                     socket.report_error(SocketError::InvalidPacket(err.clone()));
                 }
@@ -411,7 +418,7 @@ impl ConnectionHandler for Client {
         if let Some(timer) = lock(&self.connect_timer).take() {
             timer.abort();
         }
-        let sockets: Vec<Socket> = lock(&self.sockets).drain(..).map(|(_, s)| s).collect();
+        let sockets = std::mem::take(&mut *lock(&self.sockets));
         for socket in sockets {
             socket.on_close(reason.into());
         }
