@@ -14,19 +14,19 @@ fuzz_target!(|data: &[u8]| {
     let query = parts.next().unwrap_or_default();
 
     let auth: serde_json::Value = serde_json::from_slice(auth).unwrap_or(serde_json::Value::Null);
-    let mut headers = http::HeaderMap::new();
-    if let Ok(value) = http::HeaderValue::from_bytes(header) {
-        headers.insert(http::header::AUTHORIZATION, value);
-    }
     let query_token = form_urlencoded::parse(query)
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned());
 
-    let lookup = extract_token(&auth, &headers, query_token.as_deref());
+    let lookup = extract_token(&auth, Some(header), query_token.as_deref());
     if let TokenLookup::Found(token) = lookup {
         assert!(!token.is_empty());
-        let verifier = Verifier::new(KeyMaterial::Secret(b"fuzz".to_vec()), Some("iss".into()), Some("aud".into()))
-            .expect("an HMAC key always loads");
+        let verifier = Verifier::new(
+            KeyMaterial::Secret(b"fuzz".to_vec()),
+            Some("iss".into()),
+            Some("aud".into()),
+        )
+        .expect("an HMAC key always loads");
         let _ = verifier.verify(token);
     }
 });
