@@ -129,6 +129,12 @@ impl ServerShared {
         let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
         if sessions.get(id).is_some_and(|s| Arc::ptr_eq(s, which)) {
             sessions.remove(id);
+            // A hash table keeps its size when emptied: after a crowd has gone, give the memory
+            // back (once a quarter full at most, so that shrinking stays amortised O(1)).
+            if sessions.capacity() > 64 && sessions.len() < sessions.capacity() / 4 {
+                let keep = sessions.len() * 2;
+                sessions.shrink_to(keep);
+            }
         }
     }
 

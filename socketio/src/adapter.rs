@@ -196,7 +196,11 @@ impl<C> Members<C> {
                 true
             }
             Members::One(..) => false,
-            Members::Many(map) => map.remove(sid).is_some(),
+            Members::Many(map) => {
+                let removed = map.remove(sid).is_some();
+                crate::compact::shrink_sparse(map);
+                removed
+            }
         }
     }
 
@@ -362,6 +366,7 @@ impl Rooms {
         }
         if members.is_empty() {
             self.members.remove(room);
+            crate::compact::shrink_sparse(&mut self.members);
             if let Some(events) = events {
                 events.push(RoomEvent::Deleted(room.to_owned()));
             }
@@ -498,6 +503,7 @@ impl Adapter for LocalAdapter {
             let Some(rooms) = all.of_socket.remove(sid) else {
                 return;
             };
+            crate::compact::shrink_sparse(&mut all.of_socket);
             let mut events = Vec::new();
             for room in rooms.iter() {
                 all.remove_member(room, sid, record.then_some(&mut events));

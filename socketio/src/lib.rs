@@ -36,6 +36,7 @@
 pub mod adapter;
 mod client;
 mod client_files;
+mod compact;
 mod data;
 mod handshake;
 mod namespace;

@@ -295,7 +295,11 @@ impl NamespaceInner {
     }
 
     pub(crate) fn remove_socket(&self, sid: &str) {
-        write(&self.sockets).remove(sid);
+        {
+            let mut sockets = write(&self.sockets);
+            sockets.remove(sid);
+            crate::compact::shrink_sparse(&mut sockets);
+        }
         self.clean_up_if_unused();
     }
 
